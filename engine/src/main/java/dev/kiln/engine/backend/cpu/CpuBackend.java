@@ -1,0 +1,57 @@
+package dev.kiln.engine.backend.cpu;
+
+import dev.kiln.engine.backend.Backend;
+import dev.kiln.engine.backend.Kernel;
+import dev.kiln.engine.backend.Slot;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.ir.Node;
+import dev.kiln.engine.ops.OpRegistry;
+import org.bytedeco.javacpp.Pointer;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * The CPU backend: weights and activations in off-heap memory (JavaCPP), dense layers and matmuls through OpenBLAS
+ * (the library ND4J bundles) with fused bias/activation epilogues, every other op through its reference kernel.
+ */
+public final class CpuBackend implements Backend {
+    public static final CpuBackend INSTANCE = new CpuBackend();
+
+    private CpuBackend() {
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public LoadedModel load(CompiledModel model) {
+        return new CpuLoadedModel(model);
+    }
+
+    /** The specialised kernel for {@code node}, or null to use the op's reference kernel. */
+    static Kernel specialised(Node node, Slot[] inputs, Slot[] outputs) {
+        switch (node.op()) {
+            case OpRegistry.DENSE:
+                return new BlasDenseKernel(node, inputs, outputs[0]);
+            case OpRegistry.MATMUL:
+                return new BlasMatMulKernel(inputs[0], inputs[1], outputs[0]);
+            default:
+                return null;
+        }
+    }
+
+    /** Sets the number of threads one BLAS call may use (process-wide in OpenBLAS). */
+    public static void setBlasThreads(int threads) {
+        Nd4j.factory().blas().setMaxThreads(Math.max(1, threads));
+    }
+
+    public static int blasThreads() {
+        return Nd4j.factory().blas().getMaxThreads();
+    }
+
+    /** Off-heap bytes allocated through JavaCPP in this JVM (ND4J's arrays and Kiln's buffers). */
+    public static long offHeapBytes() {
+        return Pointer.totalBytes();
+    }
+}

@@ -1,0 +1,201 @@
+package dev.kiln.engine.backend.cpu;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.backend.Kernel;
+import dev.kiln.engine.backend.Slot;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.exec.Executor;
+import dev.kiln.engine.ir.Graph;
+import dev.kiln.engine.ir.Node;
+import dev.kiln.engine.ir.Value;
+import dev.kiln.engine.ops.OpDef;
+import dev.kiln.engine.ops.OpRegistry;
+import dev.kiln.engine.plan.MemoryPlan;
+import dev.kiln.engine.plan.MemoryPlanner;
+import org.bytedeco.javacpp.FloatPointer;
+
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Runs a linear schedule of kernels over one off-heap arena laid out by the {@link MemoryPlanner}. Owns the arena.
+ * All kernels, slots and views are built when the arena is (at creation and when a larger batch grows it), so
+ * {@link #run} allocates nothing.
+ */
+final class CpuExecutor implements Executor {
+    private final CpuLoadedModel loaded;
+    private final Graph graph;
+    private FloatPointer arena;
+    private FloatBuffer arenaView;
+    private Kernel[] kernels;
+    private Slot[] inputSlots;
+    private Slot[] outputSlots;
+    private long capacity;
+    private long lastBatch = -1;
+    private boolean closed;
+
+    CpuExecutor(CpuLoadedModel loaded, long capacity) {
+        this.loaded = loaded;
+        this.graph = loaded.model().graph();
+        build(Math.max(1, capacity));
+    }
+
+    private void build(long newCapacity) {
+        MemoryPlan plan = MemoryPlanner.plan(graph, newCapacity);
+        FloatPointer newArena = new FloatPointer(Math.max(16, plan.arenaElements()));
+        FloatBuffer newView = newArena.asBuffer();
+        Map<Value, Slot> slots = new IdentityHashMap<>();
+        for (Map.Entry<Value, Integer> e : plan.offsets().entrySet()) {
+            slots.put(e.getKey(), new Slot(newView, e.getValue(), e.getKey().type()));
+        }
+        for (Map.Entry<Value, Value> e : plan.staticAliases().entrySet()) {
+            slots.put(e.getKey(), new Slot(loaded.view(), loaded.offset(e.getValue()), e.getKey().type()));
+        }
+        List<Kernel> schedule = new ArrayList<>();
+        for (Node node : graph.nodes()) {
+            if (CpuLoadedModel.isSource(node)) {
+                continue;
+            }
+            OpDef def = OpRegistry.get(node.op());
+            Slot[] in = slotsOf(node.inputs(), slots);
+            Slot[] out = slotsOf(node.outputs(), slots);
+            if (def.aliasesInput()) {
+                continue;
+            }
+            Kernel kernel = CpuBackend.specialised(node, in, out);
+            schedule.add(kernel != null ? kernel : def.newKernel(in, out, node.attributes()));
+        }
+        Slot[] newInputs = slotsOf(graph.inputs(), slots);
+        Slot[] newOutputs = slotsOf(graph.outputs(), slots);
+        if (arena != null) {
+            // Keep inputs already set: copy them into the new arena.
+            for (int i = 0; i < newInputs.length; i++) {
+                int n = inputSlots[i].elementCount(capacity);
+                for (int j = 0; j < n; j++) {
+                    newInputs[i].put(j, inputSlots[i].get(j));
+                }
+            }
+            arena.close();
+        }
+        arena = newArena;
+        arenaView = newView;
+        kernels = schedule.toArray(new Kernel[0]);
+        inputSlots = newInputs;
+        outputSlots = newOutputs;
+        capacity = newCapacity;
+    }
+
+    private static Slot[] slotsOf(List<Value> values, Map<Value, Slot> slots) {
+        Slot[] out = new Slot[values.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = slots.get(values.get(i));
+            if (out[i] == null) {
+                throw KilnException.of(ErrorCode.INVALID_GRAPH, "No buffer planned for %s", values.get(i));
+            }
+        }
+        return out;
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The executor is closed");
+        }
+    }
+
+    @Override
+    public CompiledModel model() {
+        return loaded.model();
+    }
+
+    @Override
+    public long capacity() {
+        return capacity;
+    }
+
+    @Override
+    public void ensureCapacity(long batch) {
+        checkOpen();
+        if (batch > capacity) {
+            build(Math.max(batch, Math.min(capacity * 2, batch * 2)));
+        }
+    }
+
+    @Override
+    public void setInput(int index, float[] source, int sourceOffset, int batch) {
+        ensureCapacity(batch);
+        Slot slot = inputSlots[index];
+        int n = slot.elementCount(batch);
+        if (source.length - sourceOffset < n) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "Input '%s' %s at batch %d needs %d floats but %d were given",
+                    graph.inputs().get(index).name(), slot.type(), batch, n, source.length - sourceOffset);
+        }
+        slot.buffer().put(slot.offset(), source, sourceOffset, n);
+    }
+
+    @Override
+    public FloatBuffer inputBuffer(int index) {
+        return inputSlots[index].buffer();
+    }
+
+    @Override
+    public int inputOffset(int index) {
+        return inputSlots[index].offset();
+    }
+
+    @Override
+    public void run(long batch) {
+        checkOpen();
+        if (batch > capacity) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "Batch %d exceeds the executor's capacity %d; set inputs (or ensureCapacity) first", batch, capacity);
+        }
+        for (Kernel kernel : kernels) {
+            kernel.run(batch);
+        }
+        lastBatch = batch;
+    }
+
+    @Override
+    public int getOutput(int index, float[] target, int targetOffset) {
+        Slot slot = outputSlots[index];
+        int n = outputElements(index);
+        slot.buffer().get(slot.offset(), target, targetOffset, n);
+        return n;
+    }
+
+    @Override
+    public FloatBuffer outputBuffer(int index) {
+        return outputSlots[index].buffer();
+    }
+
+    @Override
+    public int outputOffset(int index) {
+        return outputSlots[index].offset();
+    }
+
+    @Override
+    public int outputElements(int index) {
+        if (lastBatch < 0) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "No run yet: call run(batch) before reading outputs");
+        }
+        return outputSlots[index].elementCount(lastBatch);
+    }
+
+    @Override
+    public long arenaBytes() {
+        return arena == null ? 0 : arena.capacity() * 4;
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            arena.close();
+            arena = null;
+            arenaView = null;
+        }
+    }
+}

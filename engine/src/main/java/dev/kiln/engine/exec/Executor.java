@@ -1,0 +1,47 @@
+package dev.kiln.engine.exec;
+
+import java.nio.FloatBuffer;
+
+/**
+ * Runs one compiled model on one thread over preallocated buffers. Not thread-safe: one executor per thread (the
+ * model pools them). After warm-up, {@link #setInput}, {@link #run} and {@link #getOutput} allocate nothing: no heap
+ * objects, no off-heap memory. Buffers are sized for a batch capacity and grow (the only allocation) when a larger
+ * batch arrives. The caller closes it, which frees its off-heap arena.
+ */
+public interface Executor extends AutoCloseable {
+    CompiledModel model();
+
+    /** The largest batch the buffers hold now. */
+    long capacity();
+
+    /** Copies {@code batch} rows of input {@code index} from {@code source}, growing the buffers if needed. */
+    void setInput(int index, float[] source, int sourceOffset, int batch);
+
+    /** A borrowed direct view of the buffer holding input {@code index}, starting at {@link #inputOffset}. */
+    FloatBuffer inputBuffer(int index);
+
+    int inputOffset(int index);
+
+    /** Makes room for {@code batch} rows (keeping inputs already set). */
+    void ensureCapacity(long batch);
+
+    /** Computes all outputs for the first {@code batch} rows of the inputs. */
+    void run(long batch);
+
+    /** Copies output {@code index} of the last run into {@code target}; returns the number of floats copied. */
+    int getOutput(int index, float[] target, int targetOffset);
+
+    /** A borrowed direct view of the buffer holding output {@code index}, starting at {@link #outputOffset}. */
+    FloatBuffer outputBuffer(int index);
+
+    int outputOffset(int index);
+
+    /** Floats in output {@code index} for the last run. */
+    int outputElements(int index);
+
+    /** Off-heap bytes this executor holds (its arena). */
+    long arenaBytes();
+
+    @Override
+    void close();
+}

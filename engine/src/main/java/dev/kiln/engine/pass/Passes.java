@@ -1,0 +1,37 @@
+package dev.kiln.engine.pass;
+
+import java.util.List;
+
+/** The catalogue of passes, and the standard order in which compilation runs them. */
+public final class Passes {
+    /** Recomputes value types from the op registry. */
+    public static final Pass SHAPE_INFERENCE = new ShapeInference();
+    /** x*1, x+0, double transposes, identity reshapes. */
+    public static final Pass ALGEBRAIC_SIMPLIFICATION = new AlgebraicSimplification();
+    /** matmul(x, W^T) + b, then an activation, into one dense node. */
+    public static final Pass DENSE_ACTIVATION_FUSION = new DenseActivationFusion();
+    /** Evaluates nodes whose inputs are all known at compile time. */
+    public static final Pass CONSTANT_FOLDING = new ConstantFolding();
+    /** Merges nodes that compute the same value. */
+    public static final Pass COMMON_SUBEXPRESSION_ELIMINATION = new CommonSubexpressionElimination();
+    /** Drops nodes whose results nobody reads. */
+    public static final Pass DEAD_CODE_ELIMINATION = new DeadCodeElimination();
+
+    private Passes() {
+    }
+
+    /**
+     * The default pipeline. Simplification runs first so fusion sees clean patterns; fusion runs before folding so
+     * that {@code transpose(W)} is absorbed into {@code dense} rather than materialised; CSE and DCE clean up.
+     */
+    public static List<Pass> standard() {
+        return List.of(SHAPE_INFERENCE, ALGEBRAIC_SIMPLIFICATION, COMMON_SUBEXPRESSION_ELIMINATION, DENSE_ACTIVATION_FUSION,
+                CONSTANT_FOLDING, ALGEBRAIC_SIMPLIFICATION, COMMON_SUBEXPRESSION_ELIMINATION, DEAD_CODE_ELIMINATION);
+    }
+
+    /** Every distinct pass, for docs and tests. */
+    public static List<Pass> all() {
+        return List.of(SHAPE_INFERENCE, ALGEBRAIC_SIMPLIFICATION, DENSE_ACTIVATION_FUSION, CONSTANT_FOLDING,
+                COMMON_SUBEXPRESSION_ELIMINATION, DEAD_CODE_ELIMINATION);
+    }
+}

@@ -1,0 +1,37 @@
+package dev.kiln.format;
+
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.format.safetensors.Safetensors;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Map;
+
+/** The PyTorch reference models in {@code ../shared/models} (the build passes their folder as kiln.models.dir). */
+public final class ReferenceModels {
+    private ReferenceModels() {
+    }
+
+    public static Path dir(String model) {
+        String root = System.getProperty("kiln.models.dir", "../shared/models");
+        Path dir = Paths.get(root, model);
+        if (!Files.isDirectory(dir)) {
+            throw new IllegalStateException("Reference model folder not found: " + dir.toAbsolutePath()
+                    + " (expected ../shared/models beside the checkout)");
+        }
+        return dir;
+    }
+
+    public static Map<String, TensorData> weights(String model) {
+        return Safetensors.read(dir(model).resolve("weights.safetensors"));
+    }
+
+    public static Map<String, TensorData> inputs(String model) {
+        return Safetensors.read(dir(model).resolve("inputs.safetensors"));
+    }
+
+    public static Map<String, TensorData> expected(String model) {
+        return Safetensors.read(dir(model).resolve("expected.safetensors"));
+    }
+}
