@@ -8,22 +8,22 @@ import dev.kiln.engine.ops.DenseOp;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.openblas.global.openblas_nolapack;
 
-import java.nio.FloatBuffer;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * {@code activation(x W^T + b)} as one OpenBLAS call (sgemv for a single row, sgemm otherwise) followed by one pass
- * that adds the bias and applies the activation in place.
+ * that adds the bias and applies the activation in place ({@link Epilogue}).
  */
 final class BlasDenseKernel implements Kernel {
     private final Slot x;
     private final FloatPointer xPointer;
     private final FloatPointer wPointer;
     private final FloatPointer cPointer;
-    private final FloatBuffer c;
-    private final int cOffset;
-    private final FloatBuffer bias;
-    private final int biasOffset;
+    private final ByteBuffer out;
+    private final ByteBuffer bias;
     private final Activation activation;
+    private final Epilogue epilogue;
     private final int k;
     private final int n;
 
@@ -35,11 +35,15 @@ final class BlasDenseKernel implements Kernel {
         this.xPointer = pointer(x);
         this.wPointer = pointer(w);
         this.cPointer = pointer(out);
-        this.c = out.buffer();
-        this.cOffset = out.offset();
-        this.bias = inputs.length > 2 ? inputs[2].buffer() : null;
-        this.biasOffset = inputs.length > 2 ? inputs[2].offset() : 0;
+        this.out = bytes(cPointer);
+        this.bias = inputs.length > 2 ? bytes(pointer(inputs[2])) : null;
         this.activation = DenseOp.activation(node.attributes());
+        this.epilogue = Epilogue.create(activation);
+    }
+
+    /** A little-endian byte view starting at the pointer's position. */
+    static ByteBuffer bytes(FloatPointer pointer) {
+        return pointer.asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
     }
 
     static FloatPointer pointer(Slot slot) {
@@ -63,51 +67,8 @@ final class BlasDenseKernel implements Kernel {
     }
 
     private void epilogue(int rows) {
-        FloatBuffer out = c;
-        int base = cOffset;
-        int total = rows * n;
-        if (bias == null) {
-            switch (activation) {
-                case NONE:
-                    return;
-                case RELU:
-                    for (int i = 0; i < total; i++) {
-                        float v = out.get(base + i);
-                        out.put(base + i, v < 0f ? 0f : v);
-                    }
-                    return;
-                default:
-                    for (int i = 0; i < total; i++) {
-                        out.put(base + i, activation.apply(out.get(base + i)));
-                    }
-                    return;
-            }
-        }
-        switch (activation) {
-            case NONE:
-                for (int r = 0; r < rows; r++) {
-                    int row = base + r * n;
-                    for (int j = 0; j < n; j++) {
-                        out.put(row + j, out.get(row + j) + bias.get(biasOffset + j));
-                    }
-                }
-                return;
-            case RELU:
-                for (int r = 0; r < rows; r++) {
-                    int row = base + r * n;
-                    for (int j = 0; j < n; j++) {
-                        float v = out.get(row + j) + bias.get(biasOffset + j);
-                        out.put(row + j, v < 0f ? 0f : v);
-                    }
-                }
-                return;
-            default:
-                for (int r = 0; r < rows; r++) {
-                    int row = base + r * n;
-                    for (int j = 0; j < n; j++) {
-                        out.put(row + j, activation.apply(out.get(row + j) + bias.get(biasOffset + j)));
-                    }
-                }
+        if (bias != null || activation != Activation.NONE) {
+            epilogue.apply(out, 0, bias, 0, rows, n);
         }
     }
 }

@@ -139,7 +139,8 @@ public final class EagerEngine implements TensorEngine {
                 for (int i = 0; i < perm.length; i++) {
                     p[i] = (int) (perm[i] < 0 ? perm[i] + x.rank() : perm[i]);
                 }
-                return List.of(x.permute(p).dup('c'));
+                // A strided view, as PyTorch's transpose: ND4J's BLAS calls take transposed operands without a copy.
+                return List.of(x.permute(p));
             }
             case OpRegistry.CONCAT: {
                 int axis = (int) attributes.getLong("axis");

@@ -1,0 +1,62 @@
+package dev.kiln.jobs;
+
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.zoo.ModelZoo;
+import dev.kiln.jobs.bench.SeedBenchmark;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+/** {@code bin/kiln bench}: the seed's 1000-call benchmark, eager versus compiled. */
+final class BenchCommand implements KilnCli.Command {
+    @Override
+    public String name() {
+        return "bench";
+    }
+
+    @Override
+    public String summary() {
+        return "the seed benchmark: eager vs compiled, us/call at batch 1 and rows/s at larger batches";
+    }
+
+    @Override
+    public String usage() {
+        return String.join("\n",
+                "Usage: bin/kiln bench [--calls 1000] [--batch 1,1024] [--threads 1] [--reps 5] [--compiled-only] [--json FILE]",
+                "",
+                "  --calls    calls per repetition at batch 1 (larger batches run ~256k rows per repetition)",
+                "  --batch    batch sizes, comma-separated",
+                "  --threads  worker counts, comma-separated; each worker runs its own executor single-threaded",
+                "  --reps     interleaved repetitions per mode; medians and min-max are reported",
+                "  --compiled-only  skip the eager runs",
+                "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
+                "",
+                "Example:",
+                "  bin/kiln bench --batch 1,1024 --threads 1,2 --json bench.json");
+    }
+
+    @Override
+    public int run(String[] argv, PrintStream out) throws Exception {
+        Args args = Args.parse(name(), argv, Set.of("calls", "batch", "threads", "reps", "json"), Set.of("compiled-only"));
+        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+        out.printf("Seed MLP (%s), %s%n", entry.description(), environment());
+        SeedBenchmark bench = new SeedBenchmark(entry.block(), entry.signature(), args.getInt("calls", 1000), args.getInt("reps", 5), out,
+                !args.flag("compiled-only"));
+        List<SeedBenchmark.Result> results = bench.run(args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"));
+        if (args.has("json")) {
+            Path json = Models.outputFile(args.get("json", null));
+            Files.writeString(json, SeedBenchmark.toJson(results), StandardCharsets.UTF_8);
+            out.printf("Wrote %s%n", json);
+        }
+        return 0;
+    }
+
+    static String environment() {
+        return String.format("%d cores, OPENBLAS_CORETYPE=%s, OMP_WAIT_POLICY=%s, BLAS threads per worker %d",
+                Runtime.getRuntime().availableProcessors(), System.getenv("OPENBLAS_CORETYPE"), System.getenv("OMP_WAIT_POLICY"), CpuBackend.blasThreads());
+    }
+}
