@@ -19,6 +19,11 @@ public final class Kiln {
         return compile(Tracer.trace(block, signature), PassPipeline.standard(), CpuBackend.INSTANCE);
     }
 
+    /** Traces {@code block} and compiles it with the given pass pipeline (for tests and experiments). */
+    public static CompiledModel compile(Block block, Signature signature, PassPipeline pipeline) {
+        return compile(Tracer.trace(block, signature), pipeline, CpuBackend.INSTANCE);
+    }
+
     /** Optimizes {@code graph} with {@code pipeline} and binds it to {@code backend}. */
     public static CompiledModel compile(Graph graph, PassPipeline pipeline, Backend backend) {
         Graph optimized = pipeline.run(graph);

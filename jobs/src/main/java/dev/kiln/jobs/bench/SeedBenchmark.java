@@ -72,9 +72,9 @@ public final class SeedBenchmark {
                     double[][] compiledTimes = new double[repetitions][];
                     // Warm-up (JIT, first-touch of buffers), then interleaved repetitions.
                     if (eagerMode) {
-                        time(eager, threads, Math.max(3, n / 5));
+                        time(eager, threads, Math.max(3, n / 2));
                     }
-                    time(compiled, threads, Math.max(3, n / 5));
+                    time(compiled, threads, Math.max(3, 2 * n));
                     for (int r = 0; r < repetitions; r++) {
                         if (eagerMode) {
                             eagerTimes[r] = new double[] {time(eager, threads, n)};

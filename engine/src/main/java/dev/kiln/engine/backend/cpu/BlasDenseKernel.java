@@ -21,7 +21,9 @@ final class BlasDenseKernel implements Kernel {
     private final FloatPointer wPointer;
     private final FloatPointer cPointer;
     private final ByteBuffer out;
+    private final int outByteOffset;
     private final ByteBuffer bias;
+    private final int biasByteOffset;
     private final Activation activation;
     private final Epilogue epilogue;
     private final int k;
@@ -35,15 +37,17 @@ final class BlasDenseKernel implements Kernel {
         this.xPointer = pointer(x);
         this.wPointer = pointer(w);
         this.cPointer = pointer(out);
-        this.out = bytes(cPointer);
-        this.bias = inputs.length > 2 ? bytes(pointer(inputs[2])) : null;
+        this.out = bytes(out);
+        this.outByteOffset = out.offset() * 4;
+        this.bias = inputs.length > 2 ? bytes(inputs[2]) : null;
+        this.biasByteOffset = inputs.length > 2 ? inputs[2].offset() * 4 : 0;
         this.activation = DenseOp.activation(node.attributes());
         this.epilogue = Epilogue.create(activation);
     }
 
-    /** A little-endian byte view starting at the pointer's position. */
-    static ByteBuffer bytes(FloatPointer pointer) {
-        return pointer.asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+    /** A little-endian byte view of the slot's whole buffer (JavaCPP's asByteBuffer starts at the address, not the position). */
+    static ByteBuffer bytes(Slot slot) {
+        return new FloatPointer(slot.buffer()).asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
     }
 
     static FloatPointer pointer(Slot slot) {
@@ -68,7 +72,7 @@ final class BlasDenseKernel implements Kernel {
 
     private void epilogue(int rows) {
         if (bias != null || activation != Activation.NONE) {
-            epilogue.apply(out, 0, bias, 0, rows, n);
+            epilogue.apply(out, outByteOffset, bias, biasByteOffset, rows, n);
         }
     }
 }
