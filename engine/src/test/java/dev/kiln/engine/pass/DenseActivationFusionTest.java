@@ -1,0 +1,77 @@
+package dev.kiln.engine.pass;
+
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ir.Graph;
+import dev.kiln.engine.ir.GraphBuilder;
+import dev.kiln.engine.ir.GraphPrinter;
+import dev.kiln.engine.ir.Value;
+import dev.kiln.engine.ops.OpRegistry;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.engine.tensor.TensorData;
+import org.junit.jupiter.api.Test;
+
+import static dev.kiln.engine.TestGraphs.input;
+import static dev.kiln.engine.TestGraphs.op;
+import static org.assertj.core.api.Assertions.assertThat;
+
+class DenseActivationFusionTest {
+    private static final Pass FUSE = Passes.DENSE_ACTIVATION_FUSION;
+
+    private static Value linear(GraphBuilder b, Value x, String name, int in, int out) {
+        Value w = b.parameter(name + ".weight", TensorData.ofFloats(new long[] {out, in}, new float[out * in]));
+        Value wt = op(b, OpRegistry.TRANSPOSE, Attributes.of("perm", new long[] {1, 0}), w);
+        Value y = op(b, OpRegistry.MATMUL, x, wt);
+        Value bias = b.parameter(name + ".bias", TensorData.ofFloats(new long[] {out}, new float[out]));
+        return op(b, OpRegistry.ADD, y, bias);
+    }
+
+    @Test
+    void fusesMatmulBiasAndActivation() {
+        GraphBuilder b = new GraphBuilder();
+        Value x = input(b, "x", Shape.batched(4));
+        Value h = op(b, "relu", linear(b, x, "0", 4, 3));
+        b.output("y", op(b, "gelu", linear(b, h, "1", 3, 2)));
+
+        assertThat(GraphPrinter.print(FUSE.apply(b.build()))).isEqualTo("""
+                graph(%x: float32[batch, 4]) {
+                  %0: float32[3, 4] = parameter() {name=0.weight}
+                  %1: float32[3] = parameter() {name=0.bias}
+                  %2: float32[batch, 3] = dense(%x, %0, %1) {activation=relu}
+                  %3: float32[2, 3] = parameter() {name=1.weight}
+                  %4: float32[2] = parameter() {name=1.bias}
+                  %5: float32[batch, 2] = dense(%2, %3, %4) {activation=gelu}
+                  return y=%5
+                }
+                """);
+    }
+
+    @Test
+    void stopsWhereAnIntermediateHasAnotherReader() {
+        // The pre-activation value is also an output: fuse matmul + bias, keep relu separate.
+        GraphBuilder b = new GraphBuilder();
+        Value x = input(b, "x", Shape.batched(4));
+        Value pre = linear(b, x, "0", 4, 3);
+        b.output("pre", pre);
+        b.output("y", op(b, "relu", pre));
+
+        assertThat(GraphPrinter.print(FUSE.apply(b.build()))).isEqualTo("""
+                graph(%x: float32[batch, 4]) {
+                  %0: float32[3, 4] = parameter() {name=0.weight}
+                  %1: float32[3] = parameter() {name=0.bias}
+                  %2: float32[batch, 3] = dense(%x, %0, %1) {activation=none}
+                  %3: float32[batch, 3] = relu(%2)
+                  return pre=%2, y=%3
+                }
+                """);
+    }
+
+    @Test
+    void doesNotFireOnAMatmulOfTwoInputs() {
+        GraphBuilder b = new GraphBuilder();
+        Value x = input(b, "x", Shape.batched(4, 4));
+        b.output("y", op(b, "relu", op(b, OpRegistry.MATMUL, x, x)));
+        Graph graph = b.build();
+
+        assertThat(FUSE.apply(graph)).isSameAs(graph);
+    }
+}
