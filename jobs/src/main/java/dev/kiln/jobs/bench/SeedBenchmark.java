@@ -74,7 +74,8 @@ public final class SeedBenchmark {
                     if (eagerMode) {
                         time(eager, threads, Math.max(3, n / 2));
                     }
-                    time(compiled, threads, Math.max(3, 2 * n));
+                    // Enough calls for C2 to compile the Vector API epilogue (interpreted, it allocates and is slow).
+                    time(compiled, threads, Math.max(20_000 / batch, 2 * n));
                     for (int r = 0; r < repetitions; r++) {
                         if (eagerMode) {
                             eagerTimes[r] = new double[] {time(eager, threads, n)};

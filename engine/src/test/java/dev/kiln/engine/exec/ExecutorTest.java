@@ -1,0 +1,83 @@
+package dev.kiln.engine.exec;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.Kiln;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.ir.Signature;
+import dev.kiln.engine.nn.Dense;
+import dev.kiln.engine.nn.Sequential;
+import dev.kiln.engine.ops.Activation;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.engine.tensor.TensorData;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class ExecutorTest {
+    /** y = relu(x W^T + b) with W = [[1, 2], [-1, 0.5]], b = [0.5, -1]: small enough to work out by hand. */
+    private static Sequential handModel() {
+        Sequential net = new Sequential().add(new Dense(2, Activation.RELU, true, 2));
+        net.loadParameters(Map.of(
+                "0.weight", TensorData.ofFloats(new long[] {2, 2}, new float[] {1, 2, -1, 0.5f}),
+                "0.bias", TensorData.ofFloats(new long[] {2}, new float[] {0.5f, -1})));
+        return net;
+    }
+
+    private static final Signature SIGNATURE = Signature.builder().input("x", Shape.batched(2)).output("y").build();
+
+    @Test
+    void computesHandWorkedValuesAndGrowsForLargerBatches() {
+        try (CompiledModel model = Kiln.compile(handModel(), SIGNATURE); Executor executor = model.newExecutor(1)) {
+            // x = [3, 1]: [3 + 2 + 0.5, -3 + 0.5 - 1] = [5.5, -3.5] -> relu -> [5.5, 0]
+            executor.setInput(0, new float[] {3, 1}, 0, 1);
+            executor.run(1);
+            float[] out = new float[2];
+            executor.getOutput(0, out, 0);
+            assertThat(out).containsExactly(5.5f, 0f);
+
+            // Three rows grow the buffers; rows: [3,1] -> [5.5, 0]; [0,0] -> [0.5, 0]; [-2, 4] -> [6.5, 3]
+            executor.setInput(0, new float[] {3, 1, 0, 0, -2, 4}, 0, 3);
+            executor.run(3);
+            assertThat(executor.capacity()).isGreaterThanOrEqualTo(3);
+            float[] out3 = new float[6];
+            assertThat(executor.getOutput(0, out3, 0)).isEqualTo(6);
+            assertThat(out3).containsExactly(5.5f, 0f, 0.5f, 0f, 6.5f, 3f);
+        }
+    }
+
+    @Test
+    void nanInputsFlowThroughWithoutError() {
+        try (CompiledModel model = Kiln.compile(handModel(), SIGNATURE)) {
+            float[] y = model.run(Map.of("x", TensorData.ofFloats(new long[] {2, 2}, new float[] {Float.NaN, 1, 1, 1}))).get("y").toFloatArray();
+            assertThat(y[0]).isNaN();
+            assertThat(y[1]).isNaN();
+            assertThat(y[2]).isEqualTo(3.5f);
+        }
+    }
+
+    @Test
+    void aWrongInputShapeNamesTheInputAndBothShapes() {
+        try (CompiledModel model = Kiln.compile(handModel(), SIGNATURE)) {
+            assertThatThrownBy(() -> model.run(Map.of("x", TensorData.ofFloats(new long[] {1, 3}, new float[3]))))
+                    .isInstanceOf(KilnException.class)
+                    .hasMessage("Input 'x' expects shape [batch, 2] but got [1, 3]")
+                    .extracting(e -> ((KilnException) e).code()).isEqualTo(ErrorCode.BAD_INPUT);
+            assertThatThrownBy(() -> model.run(Map.of("features", TensorData.ofFloats(new long[] {1, 2}, new float[2]))))
+                    .hasMessageContaining("Unexpected input 'features'");
+        }
+    }
+
+    @Test
+    void theMemoryPlanReusesBuffersOfDeadValues() {
+        try (CompiledModel model = Kiln.compile(dev.kiln.engine.zoo.ModelZoo.seedMlp(), Signature.builder().input("x", Shape.batched(512)).build())) {
+            var plan = model.memoryPlan(1024);
+            // x [1024,512], h1 [1024,256], h2 [1024,128], y [1024,2]: unplanned 4 * 1024 * (512 + 256 + 128 + 2) bytes.
+            assertThat(plan.naiveBytes()).isEqualTo(4L * 1024 * (512 + 256 + 128 + 2));
+            // h2 reuses x's bytes once x is dead; peak = x + h1 (h2 and y fit into x's region).
+            assertThat(plan.peakBytes()).isEqualTo(4L * 1024 * (512 + 256));
+        }
+    }
+}
