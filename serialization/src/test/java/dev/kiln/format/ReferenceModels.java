@@ -34,4 +34,15 @@ public final class ReferenceModels {
     public static Map<String, TensorData> expected(String model) {
         return Safetensors.read(dir(model).resolve("expected.safetensors"));
     }
+
+    /** allclose against PyTorch's output: |actual - expected| <= 1e-6 + 1e-5 * |expected| for every element. */
+    public static void assertAllClose(float[] actual, TensorData expected) {
+        float[] e = expected.toFloatArray();
+        org.assertj.core.api.Assertions.assertThat(actual).hasSameSizeAs(e);
+        for (int i = 0; i < e.length; i++) {
+            double tolerance = 1e-6 + 1e-5 * Math.abs(e[i]);
+            org.assertj.core.api.Assertions.assertThat((double) actual[i]).as("element %d", i)
+                    .isCloseTo(e[i], org.assertj.core.data.Offset.offset(tolerance));
+        }
+    }
 }

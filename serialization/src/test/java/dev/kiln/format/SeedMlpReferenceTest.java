@@ -14,15 +14,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /** The seed MLP written with Kiln's block API reproduces PyTorch's outputs, eagerly and compiled. */
 class SeedMlpReferenceTest {
-    private static final double RTOL = 1e-5;
-    private static final double ATOL = 1e-6;
-
     @Test
     void eagerMatchesPyTorch() {
         Sequential mlp = ModelZoo.seedMlp();
         mlp.loadParameters(ReferenceModels.weights("mlp"));
         Tensor y = mlp.forward(Tensor.of(ReferenceModels.inputs("mlp").get("x")));
-        assertAllClose(y.toFloatArray(), ReferenceModels.expected("mlp").get("y"));
+        ReferenceModels.assertAllClose(y.toFloatArray(), ReferenceModels.expected("mlp").get("y"));
     }
 
     @Test
@@ -31,7 +28,7 @@ class SeedMlpReferenceTest {
         entry.block().loadParameters(ReferenceModels.weights("mlp"));
         try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
             Map<String, TensorData> out = model.run(ReferenceModels.inputs("mlp"));
-            assertAllClose(out.get("y").toFloatArray(), ReferenceModels.expected("mlp").get("y"));
+            ReferenceModels.assertAllClose(out.get("y").toFloatArray(), ReferenceModels.expected("mlp").get("y"));
         }
     }
 
@@ -40,15 +37,6 @@ class SeedMlpReferenceTest {
         Sequential mlp = ModelZoo.seedMlp();
         mlp.loadParameters(ReferenceModels.weights("mlp")).hybridize();
         Tensor y = mlp.forward(Tensor.of(ReferenceModels.inputs("mlp").get("x")));
-        assertAllClose(y.toFloatArray(), ReferenceModels.expected("mlp").get("y"));
-    }
-
-    static void assertAllClose(float[] actual, TensorData expected) {
-        float[] e = expected.toFloatArray();
-        assertThat(actual).hasSameSizeAs(e);
-        for (int i = 0; i < e.length; i++) {
-            double tolerance = ATOL + RTOL * Math.abs(e[i]);
-            assertThat((double) actual[i]).as("element %d", i).isCloseTo(e[i], org.assertj.core.data.Offset.offset(tolerance));
-        }
+        ReferenceModels.assertAllClose(y.toFloatArray(), ReferenceModels.expected("mlp").get("y"));
     }
 }

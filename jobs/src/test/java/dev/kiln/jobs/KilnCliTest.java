@@ -1,0 +1,109 @@
+package dev.kiln.jobs;
+
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.format.safetensors.Safetensors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+class KilnCliTest {
+    private static final Path MLP = Paths.get(System.getProperty("kiln.models.dir", "../shared/models"), "mlp");
+
+    /** A command's exit code and what it printed. */
+    private record Result(int code, String out, String err) { }
+
+    private static Result kiln(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = KilnCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void compileThenRunReproducesPyTorch(@TempDir Path dir) {
+        Path model = dir.resolve("mlp.kiln");
+        Result compile = kiln("compile", "--model", "zoo:seed-mlp", "--weights", MLP.resolve("weights.safetensors").toString(), "--out", model.toString());
+        assertThat(compile.code()).as(compile.err()).isZero();
+        assertThat(compile.out()).contains("PASSED").contains("Wrote " + model);
+
+        Path output = dir.resolve("y.safetensors");
+        Result run = kiln("run", "--model", model.toString(), "--input", MLP.resolve("inputs.safetensors").toString(), "--output", output.toString());
+        assertThat(run.code()).as(run.err()).isZero();
+        assertThat(run.out()).contains("y: float32 [8, 2]");
+
+        float[] actual = Safetensors.read(output).get("y").toFloatArray();
+        TensorData expected = Safetensors.read(MLP.resolve("expected.safetensors")).get("y");
+        float[] e = expected.toFloatArray();
+        for (int i = 0; i < e.length; i++) {
+            assertThat(actual[i]).as("element %d", i).isCloseTo(e[i], within((float) (1e-6 + 1e-5 * Math.abs(e[i]))));
+        }
+    }
+
+    @Test
+    void badArgumentsPrintUsageAndExitTwo() {
+        Result unknownOption = kiln("run", "--modle", "x.kiln");
+        assertThat(unknownOption.code()).isEqualTo(2);
+        assertThat(unknownOption.err()).contains("unknown option --modle").contains("Usage: bin/kiln run");
+
+        Result missing = kiln("compile", "--model", "zoo:seed-mlp");
+        assertThat(missing.code()).isEqualTo(2);
+        assertThat(missing.err()).contains("missing required option --out");
+
+        Result badNumber = kiln("bench", "--batch", "1,zero");
+        assertThat(badNumber.code()).isEqualTo(2);
+        assertThat(badNumber.err()).contains("--batch must be a comma-separated list of positive integers");
+
+        assertThat(kiln("frobnicate").code()).isEqualTo(2);
+        assertThat(kiln().code()).isEqualTo(2);
+    }
+
+    @Test
+    void aMissingInputIsOneLineNamingThePathAndExitsOne(@TempDir Path dir) {
+        Path absent = dir.resolve("absent.kiln");
+        Result r = kiln("run", "--model", absent.toString(), "--input", "in.safetensors", "--output", dir.resolve("o").toString());
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.err().strip()).isEqualTo("kiln run: Cannot read " + absent + ": no such readable file");
+    }
+
+    @Test
+    void helpListsCommandsAndEachCommandHasExamples() {
+        Result help = kiln("--help");
+        assertThat(help.code()).isZero();
+        assertThat(help.out()).contains("demo", "compile", "run", "bench", "validate", "inspect", "score");
+        Result runHelp = kiln("run", "--help");
+        assertThat(runHelp.code()).isZero();
+        assertThat(runHelp.out()).contains("Example:");
+    }
+
+    @Test
+    void commandsOfLaterIssuesFailClearly() {
+        Result r = kiln("score", "--model", "m.kiln");
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.err()).contains("'score' is not implemented yet");
+    }
+
+    @Test
+    void benchWritesTheDocumentedJson(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("bench.json");
+        Result r = kiln("bench", "--calls", "20", "--batch", "1,8", "--reps", "1", "--json", json.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readString(json));
+        assertThat(root.path("results")).hasSize(4);
+        for (var result : root.path("results")) {
+            assertThat(result.path("mode").asText()).isIn("eager", "compiled");
+            assertThat(result.path("batch").asInt()).isIn(1, 8);
+            assertThat(result.path("threads").asInt()).isEqualTo(1);
+            assertThat(result.path("us_per_call").asDouble()).isPositive();
+            assertThat(result.path("rows_per_s").asDouble()).isPositive();
+        }
+    }
+}
