@@ -26,9 +26,10 @@ final class BenchCommand implements KilnCli.Command {
     @Override
     public String usage() {
         return String.join("\n",
-                "Usage: bin/kiln bench [--calls 1000] [--batch 1,1024] [--threads 1] [--reps 5] [--compiled-only] [--json FILE]",
+                "Usage: bin/kiln bench [--calls 1000] [--rows 262144] [--batch 1,1024] [--threads 1] [--reps 5] [--compiled-only] [--json FILE]",
                 "",
-                "  --calls    calls per repetition at batch 1 (larger batches run ~256k rows per repetition)",
+                "  --calls    calls per repetition at batch 1",
+                "  --rows     rows per repetition at larger batches (at least 5 calls)",
                 "  --batch    batch sizes, comma-separated",
                 "  --threads  worker counts, comma-separated; each worker runs its own executor single-threaded",
                 "  --reps     interleaved repetitions per mode; medians and min-max are reported",
@@ -41,10 +42,11 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "batch", "threads", "reps", "json"), Set.of("compiled-only"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json"), Set.of("compiled-only"));
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
         out.printf("Seed MLP (%s), %s%n", entry.description(), environment());
-        SeedBenchmark bench = new SeedBenchmark(entry.block(), entry.signature(), args.getInt("calls", 1000), args.getInt("reps", 5), out,
+        SeedBenchmark bench = new SeedBenchmark(entry.block(), entry.signature(), args.getInt("calls", 1000), args.getInt("rows", 262_144),
+                args.getInt("reps", 5), out,
                 !args.flag("compiled-only"));
         List<SeedBenchmark.Result> results = bench.run(args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"));
         if (args.has("json")) {

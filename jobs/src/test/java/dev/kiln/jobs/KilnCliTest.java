@@ -94,7 +94,7 @@ class KilnCliTest {
     @Test
     void benchWritesTheDocumentedJson(@TempDir Path dir) throws Exception {
         Path json = dir.resolve("bench.json");
-        Result r = kiln("bench", "--calls", "20", "--batch", "1,8", "--reps", "1", "--json", json.toString());
+        Result r = kiln("bench", "--calls", "20", "--rows", "40", "--batch", "1,8", "--reps", "1", "--json", json.toString());
         assertThat(r.code()).as(r.err()).isZero();
         var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readString(json));
         assertThat(root.path("results")).hasSize(4);

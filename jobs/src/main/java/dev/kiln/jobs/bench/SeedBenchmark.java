@@ -34,24 +34,30 @@ public final class SeedBenchmark {
     private final int repetitions;
     private final PrintStream log;
     private final boolean eagerMode;
+    private final int rows;
 
     public SeedBenchmark(Block block, Signature signature, int calls, int repetitions, PrintStream log) {
-        this(block, signature, calls, repetitions, log, true);
+        this(block, signature, calls, 262_144, repetitions, log, true);
     }
 
-    /** With {@code eagerMode} false only the compiled model is timed (for runs where eager would take too long). */
-    public SeedBenchmark(Block block, Signature signature, int calls, int repetitions, PrintStream log, boolean eagerMode) {
+    /**
+     * @param calls     calls per repetition at batch 1
+     * @param rows      rows per repetition at larger batches (at least 5 calls)
+     * @param eagerMode false times only the compiled model (for runs where eager would take too long)
+     */
+    public SeedBenchmark(Block block, Signature signature, int calls, int rows, int repetitions, PrintStream log, boolean eagerMode) {
         this.block = block;
         this.signature = signature;
         this.calls = calls;
+        this.rows = rows;
         this.repetitions = repetitions;
         this.log = log;
         this.eagerMode = eagerMode;
     }
 
-    /** Calls per repetition: {@code calls} at batch 1; enough for about 256k rows (at least 5) at larger batches. */
+    /** Calls per repetition: {@code calls} at batch 1; about {@code rows} rows (at least 5 calls) at larger batches. */
     int callsFor(int batch) {
-        return batch == 1 ? calls : Math.max(5, 262_144 / batch);
+        return batch == 1 ? calls : Math.max(5, rows / batch);
     }
 
     public List<Result> run(List<Integer> batches, List<Integer> threadCounts) throws Exception {
