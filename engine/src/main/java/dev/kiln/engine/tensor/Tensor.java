@@ -32,6 +32,15 @@ public abstract class Tensor {
     /** Replaces this handle's contents with {@code result} (same shape): the basis of the in-place ops. */
     protected abstract void rebind(Tensor result, String opName);
 
+    /** In-place ops keep the shape (as in PyTorch): fails naming the op and both shapes otherwise. */
+    protected final void requireSameShape(Tensor result, String opName) {
+        if (!result.shape().equals(shape())) {
+            throw KilnException.of(ErrorCode.SHAPE_MISMATCH,
+                    CallScope.locate("%s would change the shape of the tensor from %s to %s; in-place ops keep the shape"),
+                    opName, shape(), result.shape());
+        }
+    }
+
     /** The values, row-major. Fails on a symbolic tensor. */
     public abstract float[] toFloatArray();
 

@@ -45,11 +45,7 @@ public final class SymbolicTensor extends Tensor {
 
     @Override
     protected void rebind(Tensor result, String opName) {
-        if (!result.shape().equals(shape())) {
-            throw KilnException.of(ErrorCode.SHAPE_MISMATCH,
-                    CallScope.locate("%s would change the shape of the tensor from %s to %s; in-place ops keep the shape"),
-                    opName, shape(), result.shape());
-        }
+        requireSameShape(result, opName);
         this.value = tracer.valueOf(result);
     }
 

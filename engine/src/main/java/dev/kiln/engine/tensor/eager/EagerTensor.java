@@ -45,11 +45,7 @@ public final class EagerTensor extends Tensor {
 
     @Override
     protected void rebind(Tensor result, String opName) {
-        if (!result.shape().equals(shape())) {
-            throw KilnException.of(ErrorCode.SHAPE_MISMATCH,
-                    CallScope.locate("%s would change the shape of the tensor from %s to %s; in-place ops keep the shape"),
-                    opName, shape(), result.shape());
-        }
+        requireSameShape(result, opName);
         // A true in-place update: other handles to this array see it, as in ND4J.
         array.assign(((EagerTensor) result).array);
     }
