@@ -1,8 +1,5 @@
 package dev.kiln.engine.tensor.eager;
 
-import dev.kiln.engine.ErrorCode;
-import dev.kiln.engine.KilnException;
-import dev.kiln.engine.tensor.CallScope;
 import dev.kiln.engine.tensor.DType;
 import dev.kiln.engine.tensor.Shape;
 import dev.kiln.engine.tensor.Tensor;
