@@ -6,11 +6,10 @@ import dev.kiln.engine.exec.ValidationReport;
 import dev.kiln.engine.exec.Validator;
 import dev.kiln.engine.tensor.TensorData;
 import dev.kiln.engine.zoo.ModelZoo;
-import dev.kiln.format.kiln.KilnFormat;
+import dev.kiln.format.store.ModelStore;
 import dev.kiln.format.safetensors.Safetensors;
 
 import java.io.PrintStream;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -31,12 +30,14 @@ final class CompileCommand implements KilnCli.Command {
     @Override
     public String usage() {
         return String.join("\n",
-                "Usage: bin/kiln compile --model zoo:NAME [--weights FILE.safetensors] --out FILE.kiln [--samples N]",
+                "Usage: bin/kiln compile --model zoo:NAME [--weights FILE.safetensors] --out URI [--samples N] [--no-validate] [--overwrite]",
                 "",
                 "  --model     zoo:seed-mlp (models written with Kiln's block API; ONNX import comes with issue #6)",
                 "  --weights   PyTorch state_dict as safetensors, loaded by name (default: seeded random weights)",
-                "  --out       where to write the .kiln file",
+                "  --out       where to write the .kiln file: a path, file://, hdfs://, s3a://... (written atomically)",
                 "  --samples   random sample batches for the eager-vs-compiled validation (default 3)",
+                "  --no-validate  skip the validation (the manifest then records none)",
+                "  --overwrite replace an existing file",
                 "",
                 "Example:",
                 "  bin/kiln compile --model zoo:seed-mlp --weights ../shared/models/mlp/weights.safetensors --out mlp.kiln");
@@ -44,18 +45,25 @@ final class CompileCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) {
-        Args args = Args.parse(name(), argv, Set.of("model", "weights", "out", "samples"), Set.of());
+        Args args = Args.parse(name(), argv, Set.of("model", "weights", "out", "samples"), Set.of("no-validate", "overwrite"));
         ModelZoo.Entry entry = ModelZoo.get(args.required("model"));
-        Path target = Models.outputFile(args.required("out"));
+        String target = args.required("out");
         if (args.has("weights")) {
             entry.block().loadParameters(Safetensors.read(Models.existingFile(args.get("weights", null))));
         }
         try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
-            ValidationReport report = Validator.validate(entry.block(), model, samples(model, args.getInt("samples", 3)));
-            out.print(report);
-            KilnFormat.write(model, entry.name(), report, target);
-            out.printf("Wrote %s (%s; passes: %s)%n", target, model.signature(), String.join(", ", model.passes()));
-            return report.passed() ? 0 : 1;
+            ValidationReport report = null;
+            if (!args.flag("no-validate")) {
+                report = Validator.validate(entry.block(), model, samples(model, args.getInt("samples", 3)));
+                out.print(report);
+                if (!report.passed()) {
+                    out.println("Not writing a model whose compiled graph does not match eager.");
+                    return 1;
+                }
+            }
+            var written = ModelStore.withDefaults().save(model, entry.name(), report, target, args.flag("overwrite"));
+            out.printf("Wrote %s (%s; passes: %s)%n", written, model.signature(), String.join(", ", model.passes()));
+            return 0;
         }
     }
 

@@ -9,6 +9,7 @@ import dev.kiln.engine.tensor.Tensor;
 import dev.kiln.engine.tensor.TensorData;
 import dev.kiln.engine.zoo.ModelZoo;
 import dev.kiln.format.kiln.KilnFormat;
+import dev.kiln.format.store.ModelStore;
 import dev.kiln.jobs.bench.SeedBenchmark;
 
 import java.io.PrintStream;
@@ -77,11 +78,13 @@ final class DemoCommand implements KilnCli.Command {
             out.println();
             out.println("== 4. Export: graph + parameters in one portable file");
             Path file = Models.outputFile(args.get("out", "kiln-demo") + "/mlp.kiln");
-            KilnFormat.write(model, entry.name(), report, file);
-            KilnFormat.ModelFile reread = KilnFormat.read(file);
+            ModelStore store = ModelStore.withDefaults();
+            store.save(model, entry.name(), report, file.toString(), true);
+            KilnFormat.ModelFile reread = store.load(file.toString());
             try (CompiledModel loaded = reread.toCompiledModel()) {
                 float[] fromFile = loaded.run(java.util.Map.of("x", TensorData.ofFloats(new long[] {1, 512}, x))).get("y").toFloatArray();
-                out.println("   wrote " + file + "; reloaded, it gives " + Arrays.toString(fromFile));
+                out.println("   wrote " + file + " (content hash " + reread.contentHash().substring(0, 16) + "...); reloaded, it gives "
+                        + Arrays.toString(fromFile));
             }
             if (!report.passed()) {
                 out.println("Validation failed: not benchmarking a model that does not match eager.");

@@ -27,8 +27,8 @@ public final class KilnCli {
     private static Map<String, Command> commands() {
         Map<String, Command> map = new LinkedHashMap<>();
         for (Command c : new Command[] {new DemoCommand(), new CompileCommand(), new RunCommand(), new BenchCommand(),
-                new NotYetCommand("validate", "re-run eager vs compiled for a stored model", "the portable model format issue (#3)"),
-                new NotYetCommand("inspect", "print a stored model's manifest, signature and graph", "the portable model format issue (#3)"),
+                new NotYetCommand("validate", "re-run eager vs compiled for a stored model", "the jobs issue (#5)"),
+                new InspectCommand(),
                 new NotYetCommand("score", "score a DataFrame with a model on Spark", "the Spark connector issue (#4)")}) {
             map.put(c.name(), c);
         }

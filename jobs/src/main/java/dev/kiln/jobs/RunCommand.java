@@ -4,6 +4,7 @@ import dev.kiln.engine.exec.CompiledModel;
 import dev.kiln.engine.tensor.TensorData;
 import dev.kiln.format.kiln.KilnFormat;
 import dev.kiln.format.safetensors.Safetensors;
+import dev.kiln.format.store.ModelStore;
 
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -26,7 +27,7 @@ final class RunCommand implements KilnCli.Command {
     @Override
     public String usage() {
         return String.join("\n",
-                "Usage: bin/kiln run --model FILE.kiln --input IN.safetensors --output OUT.safetensors",
+                "Usage: bin/kiln run --model URI --input IN.safetensors --output OUT.safetensors",
                 "",
                 "  Inputs are matched to the model's inputs by name; outputs are written under the model's output names.",
                 "",
@@ -37,10 +38,10 @@ final class RunCommand implements KilnCli.Command {
     @Override
     public int run(String[] argv, PrintStream out) {
         Args args = Args.parse(name(), argv, Set.of("model", "input", "output"), Set.of());
-        Path modelPath = Models.existingFile(args.required("model"));
+        String modelLocation = args.required("model");
         Path inputPath = Models.existingFile(args.required("input"));
         Path outputPath = Models.outputFile(args.required("output"));
-        KilnFormat.ModelFile file = KilnFormat.read(modelPath);
+        KilnFormat.ModelFile file = ModelStore.withDefaults().load(modelLocation);
         try (CompiledModel model = file.toCompiledModel()) {
             Map<String, TensorData> outputs = model.run(Safetensors.read(inputPath));
             Safetensors.write(outputs, outputPath);

@@ -97,7 +97,12 @@ public final class Dim {
         int star = t.indexOf('*');
         try {
             if (star >= 0) {
-                return new Dim(t.substring(0, star), Long.parseLong(t.substring(star + 1)));
+                String symbol = t.substring(0, star);
+                long factor = Long.parseLong(t.substring(star + 1));
+                if (!isIdentifier(symbol) || factor <= 0) {
+                    throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Cannot parse dimension '%s': expected SYMBOL*POSITIVE_FACTOR", text);
+                }
+                return new Dim(symbol, factor);
             }
             if (!t.isEmpty() && (Character.isDigit(t.charAt(0)))) {
                 return of(Long.parseLong(t));
@@ -105,9 +110,22 @@ public final class Dim {
         } catch (NumberFormatException e) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Cannot parse dimension '%s'", text);
         }
-        if (t.isEmpty()) {
-            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Empty dimension");
+        if (!isIdentifier(t)) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Cannot parse dimension '%s': expected a size or a symbol name", text);
         }
         return symbol(t);
+    }
+
+    private static boolean isIdentifier(String s) {
+        if (s.isEmpty() || s.length() > 64 || !Character.isLetter(s.charAt(0))) {
+            return false;
+        }
+        for (int i = 1; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (!Character.isLetterOrDigit(c) && c != '_') {
+                return false;
+            }
+        }
+        return true;
     }
 }

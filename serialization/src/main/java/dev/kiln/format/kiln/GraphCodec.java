@@ -134,17 +134,18 @@ public final class GraphCodec {
         }
         Map<Integer, TensorType> types = new LinkedHashMap<>();
         for (JsonNode v : require(root, "values", source)) {
-            List<Dim> dims = new ArrayList<>();
-            for (JsonNode d : v.path("shape")) {
-                dims.add(d.isNumber() ? Dim.of(d.asLong()) : Dim.parse(d.asText()));
+            int id = types.size();
+            if (!v.path("id").isInt() || v.path("id").asInt() != id) {
+                throw corrupt(source, "value ids must count up from 0; entry %d has id %s", id, v.path("id"));
             }
-            types.put(v.path("id").asInt(), new TensorType(DType.fromName(v.path("dtype").asText()), Shape.of(dims)));
+            types.put(id, type(v, id, source));
         }
         Map<Integer, Value> values = new LinkedHashMap<>();
         List<Value> inputs = new ArrayList<>();
         for (JsonNode in : require(root, "inputs", source)) {
-            Value v = new Value(type(types, in.path("value").asInt(), source), in.path("name").asText());
-            values.put(in.path("value").asInt(), v);
+            int id = in.path("value").asInt(-1);
+            Value v = new Value(type(types, id, source), in.path("name").asText());
+            define(values, id, v, source);
             inputs.add(v);
         }
         List<Node> nodes = new ArrayList<>();
@@ -153,7 +154,7 @@ public final class GraphCodec {
             String op = n.path("op").asText();
             List<Value> in = new ArrayList<>();
             for (JsonNode id : n.path("inputs")) {
-                Value v = values.get(id.asInt());
+                Value v = values.get(id.asInt(-1));
                 if (v == null) {
                     throw corrupt(source, "node '%s' (%s) reads value %d before it is defined", n.path("name").asText("?"), op, id.asInt());
                 }
@@ -168,8 +169,8 @@ public final class GraphCodec {
             String name = n.has("name") ? n.get("name").asText() : null;
             List<Value> out = new ArrayList<>();
             for (JsonNode id : n.path("outputs")) {
-                Value v = new Value(type(types, id.asInt(), source), op.equals(OpRegistry.PARAMETER) ? attributes.getString("name") : null);
-                values.put(id.asInt(), v);
+                Value v = new Value(type(types, id.asInt(-1), source), op.equals(OpRegistry.PARAMETER) ? attributes.getString("name") : null);
+                define(values, id.asInt(-1), v, source);
                 out.add(v);
             }
             if (op.equals(OpRegistry.PARAMETER)) {
@@ -192,7 +193,51 @@ public final class GraphCodec {
             outputs.add(v);
             outputNames.add(o.path("name").asText());
         }
+        for (String name : tensors.keySet()) {
+            if (!name.startsWith(CONSTANT_PREFIX) && !parameters.containsKey(name)) {
+                throw corrupt(source, "the weights hold tensor '%s' that no parameter node uses", name);
+            }
+        }
         return GraphBuilder.of(inputs, nodes, outputs, outputNames, parameters);
+    }
+
+    /** The largest element count of one value (per batch row for symbolic shapes) a graph may declare. */
+    static final long MAX_VALUE_ELEMENTS = Integer.MAX_VALUE;
+
+    private static TensorType type(JsonNode v, int id, String source) {
+        DType dtype;
+        try {
+            dtype = DType.fromName(v.path("dtype").asText());
+        } catch (KilnException e) {
+            throw corrupt(source, "value %d has unknown dtype '%s'", id, v.path("dtype").asText());
+        }
+        if (!v.path("shape").isArray()) {
+            throw corrupt(source, "value %d has no shape array", id);
+        }
+        List<Dim> dims = new ArrayList<>();
+        long elements = 1;
+        for (JsonNode d : v.path("shape")) {
+            Dim dim;
+            if (d.isIntegralNumber() && d.canConvertToLong()) {
+                dim = Dim.of(d.asLong());
+            } else if (d.isTextual()) {
+                dim = Dim.parse(d.asText());
+            } else {
+                throw corrupt(source, "value %d has an invalid dimension %s", id, d);
+            }
+            elements *= Math.max(1, dim.factor());
+            if (dim.factor() > MAX_VALUE_ELEMENTS || elements > MAX_VALUE_ELEMENTS) {
+                throw corrupt(source, "value %d has an impossibly large shape %s", id, v.path("shape"));
+            }
+            dims.add(dim);
+        }
+        return new TensorType(dtype, Shape.of(dims));
+    }
+
+    private static void define(Map<Integer, Value> values, int id, Value v, String source) {
+        if (values.putIfAbsent(id, v) != null) {
+            throw corrupt(source, "value %d is defined twice", id);
+        }
     }
 
     private static JsonNode require(JsonNode root, String field, String source) {

@@ -40,15 +40,10 @@ final class CpuLoadedModel implements Backend.LoadedModel {
         this.view = block.asBuffer();
         for (Map.Entry<Value, Integer> e : offsets.entrySet()) {
             TensorData data = graph.constantData(e.getKey());
-            float[] values = toArray(data.floats());
-            view.put(e.getValue(), values, 0, values.length);
+            FloatBuffer values = data.floats();
+            // Off-heap to off-heap: a memory-mapped weight file never passes through the Java heap.
+            view.put(e.getValue(), values, 0, values.remaining());
         }
-    }
-
-    private static float[] toArray(FloatBuffer source) {
-        float[] values = new float[source.remaining()];
-        source.get(values);
-        return values;
     }
 
     static boolean isSource(Node node) {
