@@ -39,9 +39,11 @@ final class RunCommand implements KilnCli.Command {
     public int run(String[] argv, PrintStream out) {
         Args args = Args.parse(name(), argv, Set.of("model", "input", "output"), Set.of());
         String modelLocation = args.required("model");
-        Path inputPath = Models.existingFile(args.required("input"));
-        Path outputPath = Models.outputFile(args.required("output"));
+        String input = args.required("input");
+        String output = args.required("output");
         KilnFormat.ModelFile file = ModelStore.withDefaults().load(modelLocation);
+        Path inputPath = Models.existingFile(input);
+        Path outputPath = Models.outputFile(output);
         try (CompiledModel model = file.toCompiledModel()) {
             Map<String, TensorData> outputs = model.run(Safetensors.read(inputPath));
             Safetensors.write(outputs, outputPath);

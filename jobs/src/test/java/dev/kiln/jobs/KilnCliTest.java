@@ -33,7 +33,7 @@ class KilnCliTest {
         Path model = dir.resolve("mlp.kiln");
         Result compile = kiln("compile", "--model", "zoo:seed-mlp", "--weights", MLP.resolve("weights.safetensors").toString(), "--out", model.toString());
         assertThat(compile.code()).as(compile.err()).isZero();
-        assertThat(compile.out()).contains("PASSED").contains("Wrote " + model);
+        assertThat(compile.out()).contains("PASSED").contains("Wrote file:" + model);
 
         Path output = dir.resolve("y.safetensors");
         Result run = kiln("run", "--model", model.toString(), "--input", MLP.resolve("inputs.safetensors").toString(), "--output", output.toString());
@@ -71,7 +71,7 @@ class KilnCliTest {
         Path absent = dir.resolve("absent.kiln");
         Result r = kiln("run", "--model", absent.toString(), "--input", "in.safetensors", "--output", dir.resolve("o").toString());
         assertThat(r.code()).isEqualTo(1);
-        assertThat(r.err().strip()).isEqualTo("kiln run: Cannot read " + absent + ": no such readable file");
+        assertThat(r.err().strip()).isEqualTo("kiln run: Cannot read model file file:" + absent + ": no such file");
     }
 
     @Test

@@ -61,10 +61,14 @@ public final class ModelStore {
         return new Path(uri);
     }
 
+    private static boolean isLocal(FileSystem fs) {
+        return "file".equals(fs.getUri().getScheme());
+    }
+
     private FileSystem fileSystem(Path path) throws IOException {
         FileSystem fs = path.getFileSystem(conf);
         // The local file system without Hadoop's .crc side files: the format carries its own checksums.
-        return "file".equals(fs.getScheme()) ? FileSystem.getLocal(conf).getRawFileSystem() : fs;
+        return isLocal(fs) ? FileSystem.getLocal(conf).getRawFileSystem() : fs;
     }
 
     /** Saves {@code model} to {@code location}; refuses to replace an existing file unless {@code overwrite}. */
@@ -98,7 +102,7 @@ public final class ModelStore {
     }
 
     private void rename(FileSystem fs, Path from, Path to, boolean overwrite) throws IOException {
-        if ("file".equals(fs.getScheme())) {
+        if (isLocal(fs)) {
             // POSIX rename replaces the target atomically.
             if (!overwrite && fs.exists(to)) {
                 throw KilnException.of(ErrorCode.IO_ERROR, "Model file %s appeared while saving; pass overwrite to replace it", to);
@@ -132,7 +136,7 @@ public final class ModelStore {
         Path path = toPath(location);
         try (ByteSource source = open(path)) {
             return KilnFormat.read(source);
-        } catch (java.io.FileNotFoundException e) {
+        } catch (java.io.FileNotFoundException | java.nio.file.NoSuchFileException e) {
             throw KilnException.of(ErrorCode.IO_ERROR, "Cannot read model file %s: no such file", path);
         } catch (IOException e) {
             throw new KilnException(ErrorCode.IO_ERROR, "Cannot read model file " + path + ": " + e.getMessage(), e);
@@ -157,7 +161,7 @@ public final class ModelStore {
 
     private ByteSource open(Path path) throws IOException {
         FileSystem fs = fileSystem(path);
-        if ("file".equals(fs.getScheme())) {
+        if (isLocal(fs)) {
             return new PathByteSource(java.nio.file.Paths.get(path.toUri()));
         }
         return new HadoopByteSource(fs, path);
