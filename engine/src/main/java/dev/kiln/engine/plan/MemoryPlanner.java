@@ -23,6 +23,8 @@ import java.util.Map;
  */
 public final class MemoryPlanner {
     private static final int ALIGN_ELEMENTS = 16;
+    /** A direct buffer view covers at most 2 GiB. */
+    public static final long MAX_ARENA_ELEMENTS = (Integer.MAX_VALUE - 64) / 4;
 
     private MemoryPlanner() {
     }
@@ -114,9 +116,10 @@ public final class MemoryPlanner {
             placed.add(s);
             arena = Math.max(arena, offset + padded(s.elements));
         }
-        if (arena > Integer.MAX_VALUE) {
+        if (arena > MAX_ARENA_ELEMENTS) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT,
-                    "Batch capacity %d needs an arena of %,d floats, over the 2^31 limit of one buffer; use a smaller batch", capacity, arena);
+                    "Batch capacity %d needs an arena of %,d floats, over the %,d-float (2 GiB) limit of one buffer; use a smaller batch",
+                    capacity, arena, MAX_ARENA_ELEMENTS);
         }
         Map<Value, Integer> offsets = new IdentityHashMap<>();
         for (Map.Entry<Value, Storage> e : storageOf.entrySet()) {

@@ -53,7 +53,7 @@ final class CpuExecutor implements Executor {
             slots.put(e.getKey(), new Slot(newView, e.getValue(), e.getKey().type()));
         }
         for (Map.Entry<Value, Value> e : plan.staticAliases().entrySet()) {
-            slots.put(e.getKey(), new Slot(loaded.view(), loaded.offset(e.getValue()), e.getKey().type()));
+            slots.put(e.getKey(), new Slot(loaded.view(e.getValue()), 0, e.getKey().type()));
         }
         List<Kernel> schedule = new ArrayList<>();
         for (Node node : graph.nodes()) {

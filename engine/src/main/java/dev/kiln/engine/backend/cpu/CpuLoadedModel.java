@@ -7,7 +7,6 @@ import dev.kiln.engine.ir.Graph;
 import dev.kiln.engine.ir.Node;
 import dev.kiln.engine.ir.Value;
 import dev.kiln.engine.ops.OpRegistry;
-import dev.kiln.engine.tensor.TensorData;
 import org.bytedeco.javacpp.FloatPointer;
 
 import java.nio.FloatBuffer;
@@ -15,34 +14,35 @@ import java.util.IdentityHashMap;
 import java.util.Map;
 
 /**
- * A model's constants and parameters in one off-heap block, written once and then only read, by every executor
- * thread. Owns that block; {@link #close} frees it (executors must be closed first).
+ * A model's constants and parameters off the heap, written once and then only read, by every executor thread.
+ * Owns those blocks; {@link #close} frees them (executors must be closed first).
  */
 final class CpuLoadedModel implements Backend.LoadedModel {
-    private static final int ALIGN = 16;
-
     private final CompiledModel model;
-    private final FloatPointer block;
-    private final FloatBuffer view;
-    private final Map<Value, Integer> offsets = new IdentityHashMap<>();
+    private final Map<Value, FloatPointer> blocks = new IdentityHashMap<>();
+    private final Map<Value, FloatBuffer> views = new IdentityHashMap<>();
+    private long bytes;
 
     CpuLoadedModel(CompiledModel model) {
         this.model = model;
         Graph graph = model.graph();
-        long total = 0;
-        for (Node node : graph.nodes()) {
-            if (isSource(node)) {
-                offsets.put(node.output(), Math.toIntExact(total));
-                total += (graph.constantData(node.output()).elementCount() + ALIGN - 1) / ALIGN * ALIGN;
+        try {
+            for (Node node : graph.nodes()) {
+                if (isSource(node)) {
+                    // One block per tensor: a direct buffer view is limited to 2 GiB, models are not.
+                    FloatBuffer values = graph.constantData(node.output()).floats();
+                    FloatPointer block = new FloatPointer(Math.max(1, values.remaining()));
+                    blocks.put(node.output(), block);
+                    FloatBuffer view = block.asBuffer();
+                    // Off-heap to off-heap: a memory-mapped weight file never passes through the Java heap.
+                    view.put(0, values, 0, values.remaining());
+                    views.put(node.output(), view);
+                    bytes += block.capacity() * 4;
+                }
             }
-        }
-        this.block = new FloatPointer(Math.max(ALIGN, total));
-        this.view = block.asBuffer();
-        for (Map.Entry<Value, Integer> e : offsets.entrySet()) {
-            TensorData data = graph.constantData(e.getKey());
-            FloatBuffer values = data.floats();
-            // Off-heap to off-heap: a memory-mapped weight file never passes through the Java heap.
-            view.put(e.getValue(), values, 0, values.remaining());
+        } catch (RuntimeException e) {
+            close();
+            throw e;
         }
     }
 
@@ -54,16 +54,9 @@ final class CpuLoadedModel implements Backend.LoadedModel {
         return model;
     }
 
-    FloatBuffer view() {
-        return view;
-    }
-
-    FloatPointer block() {
-        return block;
-    }
-
-    int offset(Value staticValue) {
-        return offsets.get(staticValue);
+    /** The read-only data of a constant or parameter value: its own buffer, starting at index 0. */
+    FloatBuffer view(Value staticValue) {
+        return views.get(staticValue);
     }
 
     @Override
@@ -73,11 +66,15 @@ final class CpuLoadedModel implements Backend.LoadedModel {
 
     @Override
     public long staticBytes() {
-        return block.capacity() * 4;
+        return bytes;
     }
 
     @Override
     public void close() {
-        block.close();
+        for (FloatPointer block : blocks.values()) {
+            block.close();
+        }
+        blocks.clear();
+        views.clear();
     }
 }
