@@ -49,6 +49,48 @@ class KilnCliTest {
     }
 
     @Test
+    void inspectPrintsIdentityOpsParametersAndWritesDot(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("mlp.kiln");
+        assertThat(kiln("compile", "--model", "zoo:seed-mlp", "--weights", MLP.resolve("weights.safetensors").toString(), "--out", model.toString()).code()).isZero();
+        Path dot = dir.resolve("mlp.dot");
+        Result r = kiln("inspect", "--model", model.toString(), "--dot", dot.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("Model        seed-mlp")
+                .contains("Format       kiln 1.0")
+                .containsPattern("Content hash [0-9a-f]{64}")
+                .contains("Signature    [x: float32[batch, 512]] -> [y: float32[batch, 2]]")
+                // 256*512 + 256 + 128*256 + 128 + 2*128 + 2 = 164,482 floats of 4 bytes
+                .contains("Parameters   164,482 values, 657,928 bytes, 6 tensors")
+                .contains("Ops          {dense=3, parameter=6}")
+                .contains("Validation   passed");
+        assertThat(Files.readString(dot)).startsWith("digraph kiln {").contains("dense").contains("0.weight");
+    }
+
+    @Test
+    void compileWithoutValidationAndRefusingToOverwrite(@TempDir Path dir) {
+        Path model = dir.resolve("m.kiln");
+        Result first = kiln("compile", "--model", "zoo:seed-mlp", "--out", model.toString(), "--no-validate");
+        assertThat(first.code()).as(first.err()).isZero();
+        assertThat(first.out()).doesNotContain("Validation");
+        Result again = kiln("compile", "--model", "zoo:seed-mlp", "--out", model.toString(), "--no-validate");
+        assertThat(again.code()).isEqualTo(1);
+        assertThat(again.err()).contains("already exists; pass overwrite to replace it");
+        assertThat(kiln("compile", "--model", "zoo:seed-mlp", "--out", model.toString(), "--no-validate", "--overwrite").code()).isZero();
+        assertThat(kiln("inspect", "--model", model.toString()).out()).contains("Validation   none recorded");
+    }
+
+    @Test
+    void aCorruptModelIsOneLineWithoutAStackTrace(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("bad.kiln");
+        Files.write(model, "not a model".getBytes(StandardCharsets.UTF_8));
+        Result r = kiln("inspect", "--model", model.toString());
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.err().strip()).startsWith("kiln inspect: Corrupt model").contains(model.toString()).doesNotContain("\tat ");
+        assertThat(r.err().strip().lines()).hasSize(1);
+    }
+
+    @Test
     void badArgumentsPrintUsageAndExitTwo() {
         Result unknownOption = kiln("run", "--modle", "x.kiln");
         assertThat(unknownOption.code()).isEqualTo(2);
@@ -79,6 +121,7 @@ class KilnCliTest {
         Result help = kiln("--help");
         assertThat(help.code()).isZero();
         assertThat(help.out()).contains("demo", "compile", "run", "bench", "validate", "inspect", "score");
+        assertThat(kiln("inspect", "--help").out()).contains("--dot");
         Result runHelp = kiln("run", "--help");
         assertThat(runHelp.code()).isZero();
         assertThat(runHelp.out()).contains("Example:");
