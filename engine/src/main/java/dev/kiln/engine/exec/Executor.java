@@ -22,6 +22,17 @@ public interface Executor extends AutoCloseable {
 
     int inputOffset(int index);
 
+    /**
+     * Reads input {@code index} straight from {@code buffer} (direct, little-endian, borrowed; it must hold
+     * {@link #capacity()} rows, and the caller keeps it alive) instead of the executor's own memory, until
+     * {@link #unbindInputs()}: the zero-copy path for inputs that already sit off-heap (Arrow vectors). Binding
+     * rebuilds the schedule once; batches after that allocate nothing.
+     */
+    void bindInput(int index, java.nio.ByteBuffer buffer);
+
+    /** Reads every input from the executor's own memory again. */
+    void unbindInputs();
+
     /** Makes room for {@code batch} rows (keeping inputs already set). */
     void ensureCapacity(long batch);
 

@@ -122,11 +122,13 @@ public final class MemoryPlanner {
                     capacity, arena, MAX_ARENA_ELEMENTS);
         }
         Map<Value, Integer> offsets = new IdentityHashMap<>();
+        Map<Value, Value> roots = new IdentityHashMap<>();
         for (Map.Entry<Value, Storage> e : storageOf.entrySet()) {
             offsets.put(e.getKey(), (int) e.getValue().offset);
+            roots.put(e.getKey(), e.getValue().root);
         }
         Map<Value, Value> staticAliases = new IdentityHashMap<>(staticRoot);
-        return new MemoryPlan(offsets, staticAliases, arena, arena * 4, naive, capacity);
+        return new MemoryPlan(offsets, roots, staticAliases, arena, arena * 4, naive, capacity);
     }
 
     private static long elements(Value v, long capacity) {

@@ -49,6 +49,26 @@ class ExecutorTest {
     }
 
     @Test
+    void aBoundDirectBufferIsReadWithoutCopying() {
+        try (CompiledModel model = Kiln.compile(handModel(), SIGNATURE); Executor executor = model.newExecutor(4)) {
+            java.nio.ByteBuffer input = java.nio.ByteBuffer.allocateDirect(4 * 2 * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            executor.bindInput(0, input);
+            input.asFloatBuffer().put(new float[] {3, 1, -2, 4});
+            executor.run(2);
+            float[] out = new float[4];
+            executor.getOutput(0, out, 0);
+            assertThat(out).containsExactly(5.5f, 0f, 6.5f, 3f);
+            // Changing the buffer changes the next result: the executor reads it in place.
+            input.asFloatBuffer().put(0, new float[] {0, 0});
+            executor.run(1);
+            executor.getOutput(0, out, 0);
+            assertThat(out[0]).isEqualTo(0.5f);
+            assertThatThrownBy(() -> executor.bindInput(0, java.nio.ByteBuffer.allocateDirect(8)))
+                    .isInstanceOf(KilnException.class).hasMessageContaining("needs a direct buffer of 32 bytes for 4 rows");
+        }
+    }
+
+    @Test
     void nanInputsFlowThroughWithoutError() {
         try (CompiledModel model = Kiln.compile(handModel(), SIGNATURE)) {
             float[] y = model.run(Map.of("x", TensorData.ofFloats(new long[] {2, 2}, new float[] {Float.NaN, 1, 1, 1}))).get("y").toFloatArray();

@@ -37,10 +37,12 @@ final class CpuExecutor implements Executor {
     private long capacity;
     private long lastBatch = -1;
     private boolean closed;
+    private final java.nio.ByteBuffer[] boundInputs;
 
     CpuExecutor(CpuLoadedModel loaded, long capacity) {
         this.loaded = loaded;
         this.graph = loaded.model().graph();
+        this.boundInputs = new java.nio.ByteBuffer[graph.inputs().size()];
         build(Math.max(1, capacity));
     }
 
@@ -48,9 +50,18 @@ final class CpuExecutor implements Executor {
         MemoryPlan plan = MemoryPlanner.plan(graph, newCapacity);
         FloatPointer newArena = new FloatPointer(Math.max(16, plan.arenaElements()));
         FloatBuffer newView = newArena.asBuffer();
+        Map<Value, FloatBuffer> bound = new IdentityHashMap<>();
+        for (int i = 0; i < boundInputs.length; i++) {
+            if (boundInputs[i] != null) {
+                Value input = graph.inputs().get(i);
+                checkBinding(i, boundInputs[i], newCapacity);
+                bound.put(input, boundInputs[i].duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer());
+            }
+        }
         Map<Value, Slot> slots = new IdentityHashMap<>();
         for (Map.Entry<Value, Integer> e : plan.offsets().entrySet()) {
-            slots.put(e.getKey(), new Slot(newView, e.getValue(), e.getKey().type()));
+            FloatBuffer external = bound.get(plan.roots().get(e.getKey()));
+            slots.put(e.getKey(), external != null ? new Slot(external, 0, e.getKey().type()) : new Slot(newView, e.getValue(), e.getKey().type()));
         }
         for (Map.Entry<Value, Value> e : plan.staticAliases().entrySet()) {
             slots.put(e.getKey(), new Slot(loaded.view(e.getValue()), 0, e.getKey().type()));
@@ -74,6 +85,9 @@ final class CpuExecutor implements Executor {
         if (arena != null) {
             // Keep inputs already set: copy them into the new arena.
             for (int i = 0; i < newInputs.length; i++) {
+                if (newInputs[i].buffer() != newView || inputSlots[i].buffer() != arenaView) {
+                    continue;
+                }
                 int n = inputSlots[i].elementCount(capacity);
                 for (int j = 0; j < n; j++) {
                     newInputs[i].put(j, inputSlots[i].get(j));
@@ -122,6 +136,30 @@ final class CpuExecutor implements Executor {
         if (batch > capacity) {
             build(Math.max(batch, Math.min(capacity * 2, batch * 2)));
         }
+    }
+
+    private void checkBinding(int index, java.nio.ByteBuffer buffer, long rows) {
+        long needed = graph.inputs().get(index).type().shape().elementCount(rows) * 4;
+        if (!buffer.isDirect() || buffer.capacity() < needed) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "Input '%s' %s needs a direct buffer of %d bytes for %d rows, got %s of %d bytes",
+                    graph.inputs().get(index).name(), graph.inputs().get(index).type(), needed, rows,
+                    buffer.isDirect() ? "a direct buffer" : "a heap buffer", buffer.capacity());
+        }
+    }
+
+    @Override
+    public void bindInput(int index, java.nio.ByteBuffer buffer) {
+        checkOpen();
+        checkBinding(index, buffer, capacity);
+        boundInputs[index] = buffer;
+        build(capacity);
+    }
+
+    @Override
+    public void unbindInputs() {
+        checkOpen();
+        java.util.Arrays.fill(boundInputs, null);
+        build(capacity);
     }
 
     @Override
