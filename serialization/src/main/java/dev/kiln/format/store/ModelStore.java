@@ -143,6 +143,18 @@ public final class ModelStore {
         }
     }
 
+    /** The file's size in bytes. */
+    public long size(String location) {
+        Path path = toPath(location);
+        try {
+            return fileSystem(path).getFileStatus(path).getLen();
+        } catch (java.io.FileNotFoundException e) {
+            throw KilnException.of(ErrorCode.IO_ERROR, "Cannot read model file %s: no such file", path);
+        } catch (IOException e) {
+            throw new KilnException(ErrorCode.IO_ERROR, "Cannot read model file " + path + ": " + e.getMessage(), e);
+        }
+    }
+
     /** The whole file as bytes (for small models shipped in a Spark broadcast). */
     public byte[] readBytes(String location) {
         Path path = toPath(location);

@@ -1,0 +1,126 @@
+package dev.kiln.spark;
+
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.exec.Executor;
+import dev.kiln.format.kiln.KilnFormat;
+import org.apache.spark.SparkEnv;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The JVM-wide model cache of an executor: each model (by content hash and device) is read and compiled once per
+ * executor JVM and shared by every task thread; each task borrows an executor from the model's pool and returns it.
+ * Models are closed at JVM shutdown. Also sets the BLAS threads per task once per JVM.
+ */
+public final class ExecutorModels {
+    private static final Logger LOG = LoggerFactory.getLogger(ExecutorModels.class);
+    private static final Map<String, Cached> CACHE = new ConcurrentHashMap<>();
+    private static final AtomicInteger LOADS = new AtomicInteger();
+    private static final AtomicBoolean THREADS_SET = new AtomicBoolean();
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(ExecutorModels::closeAll, "kiln-models-shutdown"));
+    }
+
+    private ExecutorModels() {
+    }
+
+    /** A model with its pool of executors. */
+    private record Cached(CompiledModel model, ConcurrentLinkedDeque<Executor> pool) { }
+
+    /** An executor borrowed for one task; closing returns it to the pool (inputs unbound). */
+    public static final class Lease implements AutoCloseable {
+        private final Cached cached;
+        private final Executor executor;
+        private boolean returned;
+
+        private Lease(Cached cached, Executor executor) {
+            this.cached = cached;
+            this.executor = executor;
+        }
+
+        public Executor executor() {
+            return executor;
+        }
+
+        public CompiledModel model() {
+            return cached.model();
+        }
+
+        @Override
+        public void close() {
+            if (!returned) {
+                returned = true;
+                executor.unbindInputs();
+                cached.pool().addFirst(executor);
+            }
+        }
+    }
+
+    /** Borrows an executor of {@code handle}'s model on {@code device} with room for {@code capacity} rows. */
+    public static Lease acquire(ModelHandle handle, Device device, int capacity) {
+        configureThreads();
+        Cached cached = CACHE.computeIfAbsent(handle.contentHash() + "@" + device, key -> load(handle, device));
+        Executor executor = cached.pool().pollFirst();
+        if (executor == null) {
+            executor = cached.model().newExecutor(capacity);
+        }
+        executor.ensureCapacity(capacity);
+        return new Lease(cached, executor);
+    }
+
+    private static Cached load(ModelHandle handle, Device device) {
+        long start = System.nanoTime();
+        KilnFormat.ModelFile file = handle.read();
+        CompiledModel model = new CompiledModel(file.graph(), file.passes(), Backends.forDevice(device));
+        LOADS.incrementAndGet();
+        LOG.info("Loaded model {} ({}) on {} in {} ms ({})", file.name(), handle.contentHash().substring(0, 12), device,
+                (System.nanoTime() - start) / 1_000_000, handle.isBroadcast() ? "broadcast" : "from " + handle.uri());
+        return new Cached(model, new ConcurrentLinkedDeque<>());
+    }
+
+    /**
+     * BLAS threads per task = executor cores ÷ concurrent tasks (that is, spark.task.cpus), unless the user chose:
+     * {@code spark.kiln.threads}, or OMP_NUM_THREADS in the executor's environment.
+     */
+    static void configureThreads() {
+        if (!THREADS_SET.compareAndSet(false, true)) {
+            return;
+        }
+        int threads;
+        SparkEnv env = SparkEnv.get();
+        if (env != null && env.conf().contains("spark.kiln.threads")) {
+            threads = env.conf().getInt("spark.kiln.threads", 1);
+        } else if (System.getenv("OMP_NUM_THREADS") != null) {
+            threads = Integer.parseInt(System.getenv("OMP_NUM_THREADS").trim());
+        } else {
+            threads = env == null ? 1 : Math.max(1, env.conf().getInt("spark.task.cpus", 1));
+        }
+        CpuBackend.setBlasThreads(threads);
+        LOG.info("Kiln uses {} BLAS thread(s) per task", threads);
+    }
+
+    /** How many models this JVM has loaded (tests prove one load per executor JVM). */
+    public static int loadCount() {
+        return LOADS.get();
+    }
+
+    /** Closes every cached model and its executors (at JVM shutdown; tests call it to check for leaks). */
+    public static synchronized void closeAll() {
+        for (Cached cached : CACHE.values()) {
+            Executor e;
+            while ((e = cached.pool().pollFirst()) != null) {
+                e.close();
+            }
+            cached.model().close();
+        }
+        CACHE.clear();
+    }
+}

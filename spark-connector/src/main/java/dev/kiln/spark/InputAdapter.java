@@ -1,0 +1,219 @@
+package dev.kiln.spark;
+
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.util.ArrayData;
+import org.apache.spark.unsafe.Platform;
+
+import java.io.Serializable;
+
+/**
+ * Writes one graph input of one row, as {@link #width()} float32 values, to off-heap memory (the task's Arrow batch).
+ * Returns null when the row is usable, or why it is not (null, wrong length, non-finite values), so the caller can
+ * fail the job or null the row's outputs. One implementation per accepted column kind.
+ */
+public abstract class InputAdapter implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** The columns read, for messages. */
+    public abstract String columns();
+
+    public abstract int width();
+
+    /** Writes the row's values at {@code address}; returns null or the reason the row cannot be scored. */
+    public abstract String write(InternalRow row, long address);
+
+    /** Null when all {@code count} floats at {@code address} are finite, else the reason. */
+    static String checkFinite(long address, int count) {
+        for (int i = 0; i < count; i++) {
+            float v = Platform.getFloat(null, address + 4L * i);
+            if (!Float.isFinite(v)) {
+                return "value at index " + i + " is " + v;
+            }
+        }
+        return null;
+    }
+
+    /** {@code array<float>} of a fixed length: one null-bitmap check and one memory copy per row. */
+    static final class FloatArrayColumn extends InputAdapter {
+        private static final long serialVersionUID = 1L;
+        private final int ordinal;
+        private final String name;
+        private final int width;
+
+        FloatArrayColumn(int ordinal, String name, int width) {
+            this.ordinal = ordinal;
+            this.name = name;
+            this.width = width;
+        }
+
+        @Override
+        public String columns() {
+            return name;
+        }
+
+        @Override
+        public int width() {
+            return width;
+        }
+
+        @Override
+        public String write(InternalRow row, long address) {
+            if (row.isNullAt(ordinal)) {
+                return "expected array<float> of length " + width + ", got null";
+            }
+            ArrayData array = row.getArray(ordinal);
+            if (array.numElements() != width) {
+                return "expected array<float> of length " + width + ", got length " + array.numElements();
+            }
+            if (!SparkInternals.copyFloats(array, width, address)) {
+                return "expected array<float> of length " + width + ", got null elements";
+            }
+            return checkFinite(address, width);
+        }
+    }
+
+    /** {@code array<double>}, converted to float32 per element. */
+    static final class DoubleArrayColumn extends InputAdapter {
+        private static final long serialVersionUID = 1L;
+        private final int ordinal;
+        private final String name;
+        private final int width;
+
+        DoubleArrayColumn(int ordinal, String name, int width) {
+            this.ordinal = ordinal;
+            this.name = name;
+            this.width = width;
+        }
+
+        @Override
+        public String columns() {
+            return name;
+        }
+
+        @Override
+        public int width() {
+            return width;
+        }
+
+        @Override
+        public String write(InternalRow row, long address) {
+            if (row.isNullAt(ordinal)) {
+                return "expected array<double> of length " + width + ", got null";
+            }
+            ArrayData array = row.getArray(ordinal);
+            if (array.numElements() != width) {
+                return "expected array<double> of length " + width + ", got length " + array.numElements();
+            }
+            for (int i = 0; i < width; i++) {
+                if (array.isNullAt(i)) {
+                    return "expected array<double> of length " + width + ", got null elements";
+                }
+                Platform.putFloat(null, address + 4L * i, (float) array.getDouble(i));
+            }
+            return checkFinite(address, width);
+        }
+    }
+
+    /** A Spark ML {@code Vector} (dense or sparse), converted to float32. */
+    static final class VectorColumn extends InputAdapter {
+        private static final long serialVersionUID = 1L;
+        private final int ordinal;
+        private final String name;
+        private final int width;
+
+        VectorColumn(int ordinal, String name, int width) {
+            this.ordinal = ordinal;
+            this.name = name;
+            this.width = width;
+        }
+
+        @Override
+        public String columns() {
+            return name;
+        }
+
+        @Override
+        public int width() {
+            return width;
+        }
+
+        @Override
+        public String write(InternalRow row, long address) {
+            if (row.isNullAt(ordinal)) {
+                return "expected a vector of size " + width + ", got null";
+            }
+            // VectorUDT's internal form: (type: 0 sparse / 1 dense, size, indices, values).
+            InternalRow vector = row.getStruct(ordinal, 4);
+            boolean dense = vector.getByte(0) == 1;
+            ArrayData values = vector.getArray(3);
+            int size = dense ? values.numElements() : vector.getInt(1);
+            if (size != width) {
+                return "expected a vector of size " + width + ", got size " + size;
+            }
+            if (dense) {
+                for (int i = 0; i < width; i++) {
+                    Platform.putFloat(null, address + 4L * i, (float) values.getDouble(i));
+                }
+            } else {
+                Platform.setMemory(address, (byte) 0, 4L * width);
+                ArrayData indices = vector.getArray(2);
+                for (int k = 0; k < indices.numElements(); k++) {
+                    int i = indices.getInt(k);
+                    if (i < 0 || i >= width) {
+                        return "sparse vector index " + i + " is outside size " + width;
+                    }
+                    Platform.putFloat(null, address + 4L * i, (float) values.getDouble(k));
+                }
+            }
+            return checkFinite(address, width);
+        }
+    }
+
+    /** Several numeric columns assembled, in order, into one input of that many values. */
+    static final class NumericColumns extends InputAdapter {
+        private static final long serialVersionUID = 1L;
+        private final int[] ordinals;
+        private final String[] names;
+        private final char[] kinds;
+
+        /** {@code kinds}: f float, d double, i int, l long, s short, b byte. */
+        NumericColumns(int[] ordinals, String[] names, char[] kinds) {
+            this.ordinals = ordinals;
+            this.names = names;
+            this.kinds = kinds;
+        }
+
+        @Override
+        public String columns() {
+            return String.join(", ", names);
+        }
+
+        @Override
+        public int width() {
+            return ordinals.length;
+        }
+
+        @Override
+        public String write(InternalRow row, long address) {
+            for (int c = 0; c < ordinals.length; c++) {
+                int o = ordinals[c];
+                if (row.isNullAt(o)) {
+                    return "column '" + names[c] + "' is null";
+                }
+                float v = switch (kinds[c]) {
+                    case 'f' -> row.getFloat(o);
+                    case 'd' -> (float) row.getDouble(o);
+                    case 'i' -> row.getInt(o);
+                    case 'l' -> row.getLong(o);
+                    case 's' -> row.getShort(o);
+                    default -> row.getByte(o);
+                };
+                if (!Float.isFinite(v)) {
+                    return "column '" + names[c] + "' is " + v;
+                }
+                Platform.putFloat(null, address + 4L * c, v);
+            }
+            return null;
+        }
+    }
+}

@@ -1,0 +1,400 @@
+package dev.kiln.spark;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.ir.Signature;
+import dev.kiln.engine.tensor.Dim;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.format.kiln.KilnFormat;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.function.FlatMapFunction;
+import org.apache.spark.ml.Transformer;
+import org.apache.spark.ml.linalg.VectorUDT;
+import org.apache.spark.ml.param.IntParam;
+import org.apache.spark.ml.param.LongParam;
+import org.apache.spark.ml.param.Param;
+import org.apache.spark.ml.param.ParamMap;
+import org.apache.spark.ml.param.StringArrayParam;
+import org.apache.spark.ml.util.Identifiable$;
+import org.apache.spark.rdd.RDD;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.NumericType;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Scores a DataFrame with a Kiln model: a Spark ML {@link Transformer}, usable in a {@code Pipeline}.
+ * <pre>{@code
+ * Dataset<Row> scored = new KilnModel()
+ *     .setModelUri("hdfs://nn/models/mlp.kiln")
+ *     .setInputCols("features")          // array<float>, array<double>, ML Vector, or numeric columns
+ *     .setOutputCols("scores")           // array<float>, or float when the output has one value per row
+ *     .setBatchSize(1024)
+ *     .transform(df);
+ * }</pre>
+ * Input columns map to the model's inputs in order; a one-input model may instead take several numeric columns,
+ * assembled into its input. {@code transformSchema} checks names, types and (where the schema says) sizes before any
+ * job runs. Every input row yields exactly one output row, in order; rows with null, mis-sized or non-finite input
+ * fail the job ({@code onError=fail}, naming column and row) or get null predictions and a message in
+ * {@code errorCol} ({@code onError=null}).
+ */
+public class KilnModel extends Transformer {
+    private static final long serialVersionUID = 1L;
+
+    private final String uid;
+    private final Param<String> modelUri;
+    private final StringArrayParam inputCols;
+    private final StringArrayParam outputCols;
+    private final Param<String> outputTransform;
+    private final IntParam batchSize;
+    private final Param<String> device;
+    private final Param<String> onError;
+    private final Param<String> errorCol;
+    private final Param<String> keyCol;
+    private final LongParam broadcastThreshold;
+
+    private transient ModelHandle handle;
+    private transient KilnMetrics lastMetrics;
+
+    public KilnModel() {
+        this(Identifiable$.MODULE$.randomUID("kiln"));
+    }
+
+    public KilnModel(String uid) {
+        // Params name their parent by uid, so they are created after it.
+        this.uid = uid;
+        this.modelUri = new Param<>(this, "modelUri", "URI of the .kiln model (path, file://, hdfs://, s3a://)");
+        this.inputCols = new StringArrayParam(this, "inputCols", "columns feeding the model's inputs, in order");
+        this.outputCols = new StringArrayParam(this, "outputCols", "names of the prediction columns, one per model output used");
+        this.outputTransform = new Param<>(this, "outputTransform", "none, argmax (int column) or softmax");
+        this.batchSize = new IntParam(this, "batchSize", "rows per batch");
+        this.device = new Param<>(this, "device", "auto (the task's GPU if Spark assigned one, else CPU), cpu, or cuda:N");
+        this.onError = new Param<>(this, "onError", "fail: a bad input row fails the job; null: it gets null predictions and an error message");
+        this.errorCol = new Param<>(this, "errorCol", "column for the error message of rows that could not be scored (onError=null)");
+        this.keyCol = new Param<>(this, "keyCol", "optional column whose value names a bad row in error messages");
+        this.broadcastThreshold = new LongParam(this, "broadcastThreshold", "model files up to this many bytes travel in a broadcast");
+        setDefault(outputCols, new String[] {"prediction"});
+        setDefault(outputTransform, "none");
+        setDefault(batchSize, 1024);
+        setDefault(device, "auto");
+        setDefault(onError, "fail");
+        setDefault(errorCol, "kiln_error");
+        setDefault(keyCol, "");
+        setDefault(broadcastThreshold, 64L << 20);
+    }
+
+    @Override
+    public String uid() {
+        return uid;
+    }
+
+    // ---- params --------------------------------------------------------------------------------------------------
+
+    public Param<String> modelUri() {
+        return modelUri;
+    }
+
+    public StringArrayParam inputCols() {
+        return inputCols;
+    }
+
+    public StringArrayParam outputCols() {
+        return outputCols;
+    }
+
+    public Param<String> outputTransform() {
+        return outputTransform;
+    }
+
+    public IntParam batchSize() {
+        return batchSize;
+    }
+
+    public Param<String> device() {
+        return device;
+    }
+
+    public Param<String> onError() {
+        return onError;
+    }
+
+    public Param<String> errorCol() {
+        return errorCol;
+    }
+
+    public Param<String> keyCol() {
+        return keyCol;
+    }
+
+    public LongParam broadcastThreshold() {
+        return broadcastThreshold;
+    }
+
+    public KilnModel setModelUri(String value) {
+        set(modelUri, value);
+        handle = null;
+        return this;
+    }
+
+    public KilnModel setInputCols(String... value) {
+        set(inputCols, value);
+        return this;
+    }
+
+    public KilnModel setOutputCols(String... value) {
+        set(outputCols, value);
+        return this;
+    }
+
+    /** {@code none}, {@code argmax} or {@code softmax}, applied to every prediction column. */
+    public KilnModel setOutputTransform(String value) {
+        transformOf(value);
+        set(outputTransform, value);
+        return this;
+    }
+
+    public KilnModel setBatchSize(int value) {
+        if (value <= 0) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "batchSize must be positive, got %d", value);
+        }
+        set(batchSize, value);
+        return this;
+    }
+
+    public KilnModel setDevice(String value) {
+        set(device, Device.validateSetting(value));
+        return this;
+    }
+
+    public KilnModel setOnError(String value) {
+        if (!value.equals("fail") && !value.equals("null")) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "onError must be 'fail' or 'null', got '%s'", value);
+        }
+        set(onError, value);
+        return this;
+    }
+
+    public KilnModel setErrorCol(String value) {
+        set(errorCol, value);
+        return this;
+    }
+
+    public KilnModel setKeyCol(String value) {
+        set(keyCol, value);
+        return this;
+    }
+
+    public KilnModel setBroadcastThreshold(long value) {
+        set(broadcastThreshold, value);
+        handle = null;
+        return this;
+    }
+
+    /** The metrics of the last {@link #transform}; their values are final once its job has run. */
+    public KilnMetrics lastMetrics() {
+        return lastMetrics;
+    }
+
+    private static OutputColumn.Transform transformOf(String value) {
+        try {
+            return OutputColumn.Transform.valueOf(value.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "outputTransform must be none, argmax or softmax, got '%s'", value);
+        }
+    }
+
+    // ---- schema --------------------------------------------------------------------------------------------------
+
+    private ModelHandle handle(SparkSession spark) {
+        if (!isDefined(modelUri)) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "KilnModel needs setModelUri");
+        }
+        if (handle == null) {
+            handle = ModelHandle.create(spark, $(modelUri), (Long) $(broadcastThreshold));
+        }
+        return handle;
+    }
+
+    private Signature signature() {
+        return handle(SparkSession.active()).driverFile().signature();
+    }
+
+    @Override
+    public StructType transformSchema(StructType schema) {
+        return plan(schema, signature(), null, null).outputSchema;
+    }
+
+    /** The validated mapping of columns to model inputs and outputs to columns. */
+    private record Mapping(List<InputAdapter> inputs, List<OutputColumn> outputs, StructType outputSchema) { }
+
+    private Mapping plan(StructType schema, Signature signature, Object unused, Object unused2) {
+        String[] cols = isDefined(inputCols) ? $(inputCols) : new String[0];
+        List<Signature.Spec> modelInputs = signature.inputs();
+        if (cols.length == 0) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "KilnModel needs setInputCols: the model's inputs are %s", modelInputs);
+        }
+        List<InputAdapter> adapters = new ArrayList<>();
+        if (cols.length == modelInputs.size()) {
+            for (int i = 0; i < cols.length; i++) {
+                adapters.add(adapter(schema, cols[i], modelInputs.get(i)));
+            }
+        } else if (modelInputs.size() == 1 && cols.length > 1) {
+            adapters.add(numericColumns(schema, cols, modelInputs.get(0)));
+        } else {
+            throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "The model has %d inputs %s but %d input columns were given %s",
+                    modelInputs.size(), modelInputs, cols.length, Arrays.toString(cols));
+        }
+        String[] outs = $(outputCols);
+        List<Signature.Spec> modelOutputs = signature.outputs();
+        if (outs.length == 0 || outs.length > modelOutputs.size()) {
+            throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "%d output columns %s for a model with %d outputs %s",
+                    outs.length, Arrays.toString(outs), modelOutputs.size(), modelOutputs);
+        }
+        OutputColumn.Transform transform = transformOf($(outputTransform));
+        List<OutputColumn> outputs = new ArrayList<>();
+        List<StructField> fields = new ArrayList<>(Arrays.asList(schema.fields()));
+        for (int o = 0; o < outs.length; o++) {
+            requireAbsent(schema, outs[o]);
+            OutputColumn column = new OutputColumn(outs[o], o, rowWidth(modelOutputs.get(o), "output"), transform);
+            outputs.add(column);
+            fields.add(DataTypes.createStructField(outs[o], column.dataType(), true));
+        }
+        if ($(onError).equals("null")) {
+            requireAbsent(schema, $(errorCol));
+            fields.add(DataTypes.createStructField($(errorCol), DataTypes.StringType, true));
+        }
+        String key = $(keyCol);
+        if (!key.isEmpty()) {
+            field(schema, key);
+        }
+        return new Mapping(adapters, outputs, DataTypes.createStructType(fields));
+    }
+
+    private static void requireAbsent(StructType schema, String name) {
+        if (Arrays.asList(schema.fieldNames()).contains(name)) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Output column '%s' already exists in the input; choose another name", name);
+        }
+    }
+
+    private static StructField field(StructType schema, String name) {
+        for (StructField f : schema.fields()) {
+            if (f.name().equals(name)) {
+                return f;
+            }
+        }
+        throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Column '%s' does not exist; columns: %s", name, Arrays.toString(schema.fieldNames()));
+    }
+
+    /** Values per row of a signature entry: the product of its non-batch dimensions (the batch must be first). */
+    static int rowWidth(Signature.Spec spec, String what) {
+        Shape shape = spec.shape();
+        if (shape.rank() == 0 || !shape.dim(0).isSymbolic() || !shape.dim(0).equals(Dim.symbol(Shape.BATCH))) {
+            throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "Model %s '%s' %s has no leading batch dimension; Spark scoring needs one", what, spec.name(), shape);
+        }
+        long width = 1;
+        for (int i = 1; i < shape.rank(); i++) {
+            width *= shape.dim(i).size();
+        }
+        return Math.toIntExact(width);
+    }
+
+    private static InputAdapter adapter(StructType schema, String column, Signature.Spec input) {
+        StructField field = field(schema, column);
+        int ordinal = schema.fieldIndex(column);
+        int width = rowWidth(input, "input");
+        DataType type = field.dataType();
+        if (type instanceof ArrayType array && array.elementType().equals(DataTypes.FloatType)) {
+            return new InputAdapter.FloatArrayColumn(ordinal, column, width);
+        }
+        if (type instanceof ArrayType array && array.elementType().equals(DataTypes.DoubleType)) {
+            return new InputAdapter.DoubleArrayColumn(ordinal, column, width);
+        }
+        if (type instanceof VectorUDT) {
+            return new InputAdapter.VectorColumn(ordinal, column, width);
+        }
+        if (type instanceof NumericType && width == 1) {
+            return numericColumns(schema, new String[] {column}, input);
+        }
+        throw KilnException.of(ErrorCode.SHAPE_MISMATCH,
+                "Column '%s' is %s but model input '%s' %s expects array<float> or array<double> of length %d, a vector of size %d%s",
+                column, type.simpleString(), input.name(), input.shape(), width, width, width == 1 ? ", or a numeric column" : ", or that many numeric columns");
+    }
+
+    private static InputAdapter numericColumns(StructType schema, String[] columns, Signature.Spec input) {
+        int width = rowWidth(input, "input");
+        if (columns.length != width) {
+            throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "Model input '%s' %s takes %d values per row but %d numeric columns were given %s",
+                    input.name(), input.shape(), width, columns.length, Arrays.toString(columns));
+        }
+        int[] ordinals = new int[columns.length];
+        char[] kinds = new char[columns.length];
+        for (int i = 0; i < columns.length; i++) {
+            StructField f = field(schema, columns[i]);
+            ordinals[i] = schema.fieldIndex(columns[i]);
+            DataType t = f.dataType();
+            if (t.equals(DataTypes.FloatType)) {
+                kinds[i] = 'f';
+            } else if (t.equals(DataTypes.DoubleType)) {
+                kinds[i] = 'd';
+            } else if (t.equals(DataTypes.IntegerType)) {
+                kinds[i] = 'i';
+            } else if (t.equals(DataTypes.LongType)) {
+                kinds[i] = 'l';
+            } else if (t.equals(DataTypes.ShortType)) {
+                kinds[i] = 's';
+            } else if (t.equals(DataTypes.ByteType)) {
+                kinds[i] = 'b';
+            } else {
+                throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "Column '%s' is %s; assembling columns into model input '%s' needs numeric columns",
+                        columns[i], t.simpleString(), input.name());
+            }
+        }
+        return new InputAdapter.NumericColumns(ordinals, columns, kinds);
+    }
+
+    // ---- transform -----------------------------------------------------------------------------------------------
+
+    @Override
+    public Dataset<Row> transform(Dataset<?> dataset) {
+        SparkSession spark = dataset.sparkSession();
+        ModelHandle model = handle(spark);
+        Dataset<Row> frame = dataset.toDF();
+        Mapping mapping = plan(frame.schema(), model.driverFile().signature(), null, null);
+        String key = $(keyCol);
+        int keyOrdinal = key.isEmpty() ? -1 : frame.schema().fieldIndex(key);
+        KilnMetrics metrics = new KilnMetrics(spark.sparkContext(), uid);
+        lastMetrics = metrics;
+        KilnJobListener.watch(spark.sparkContext(), metrics);
+        ScoringPlan plan = new ScoringPlan(model, mapping.inputs(), mapping.outputs(), (Integer) $(batchSize), $(device),
+                $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : frame.schema().fields()[keyOrdinal].dataType(), metrics);
+        if (!SparkInternals.available()) {
+            throw new UnsupportedOperationException(
+                    "Kiln scores through Spark's internal rows, which this Spark version does not expose as Kiln expects; the public Row API fallback is not implemented");
+        }
+        RDD<InternalRow> rows = SparkInternals.toInternalRdd(frame);
+        FlatMapFunction<java.util.Iterator<InternalRow>, InternalRow> score = it -> new PartitionScorer(plan, it, TaskContext.get());
+        RDD<InternalRow> scored = rows.toJavaRDD().mapPartitions(score).rdd();
+        return SparkInternals.fromInternalRdd(spark, scored, mapping.outputSchema());
+    }
+
+    @Override
+    public KilnModel copy(ParamMap extra) {
+        return (KilnModel) defaultCopy(extra);
+    }
+
+    /** The model as read on the driver (for its signature, manifest and content hash). */
+    public KilnFormat.ModelFile modelFile() {
+        return handle(SparkSession.active()).driverFile();
+    }
+}

@@ -1,0 +1,223 @@
+package dev.kiln.spark;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.exec.Executor;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.vector.Float4Vector;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.FieldType;
+import org.apache.spark.TaskContext;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
+import org.apache.spark.sql.catalyst.expressions.JoinedRow;
+import org.apache.spark.unsafe.types.UTF8String;
+
+import java.nio.FloatBuffer;
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+
+/**
+ * Scores one partition: rows are gathered N at a time into Arrow batches (one fixed-size-list vector per graph input,
+ * filled straight from Spark's internal rows), the executor reads those vectors in place, and each input row comes
+ * back joined with its predictions, in order. Rows with bad input fail the task or get null predictions and an error
+ * message, as configured; the output has exactly one row per input row.
+ * <p>
+ * Resources: a child allocator of the JVM's Arrow root per task and an executor borrowed from the JVM's model cache,
+ * released at the end of the partition or by the task-completion listener, whichever comes first (idempotent).
+ */
+final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
+    private static final RootAllocator ROOT = new RootAllocator(Long.MAX_VALUE);
+
+    private final ScoringPlan plan;
+    private final Iterator<InternalRow> input;
+    private final int partition;
+    private final int batchSize;
+    private final ExecutorModels.Lease lease;
+    private final Executor executor;
+    private final BufferAllocator allocator;
+    private final FixedSizeListVector[] vectors;
+    private final long[] addresses;
+    private final InternalRow[] rows;
+    private final int[] slots;
+    private final String[] reasons;
+    private final FloatBuffer[] outputBuffers;
+    private final int[] outputOffsets;
+    private final float[][] scratch;
+    private final GenericInternalRow predictions;
+    private final JoinedRow joined = new JoinedRow();
+    private final boolean errorColumn;
+    private long rowsBefore;
+    private int count;
+    private int cursor;
+    private boolean closed;
+    private long outputNanos;
+
+    PartitionScorer(ScoringPlan plan, Iterator<InternalRow> input, TaskContext task) {
+        this.plan = plan;
+        this.input = input;
+        this.partition = task == null ? -1 : task.partitionId();
+        this.batchSize = plan.batchSize();
+        Device device = Device.select(plan.device(), task == null ? null : task.resourcesJMap());
+        ExecutorModels.Lease acquired = ExecutorModels.acquire(plan.model(), device, batchSize);
+        // A pooled executor may hold more rows than this task's batches; the bound vectors must cover all of them.
+        int rowsCapacity = (int) acquired.executor().capacity();
+        BufferAllocator child = null;
+        this.vectors = new FixedSizeListVector[plan.inputs().size()];
+        this.addresses = new long[vectors.length];
+        try {
+            child = ROOT.newChildAllocator("kiln-task-" + (task == null ? "driver" : task.taskAttemptId()), 0, Long.MAX_VALUE);
+            for (int i = 0; i < vectors.length; i++) {
+                int width = plan.inputs().get(i).width();
+                FixedSizeListVector vector = FixedSizeListVector.empty("input" + i, width, child);
+                vectors[i] = vector;
+                vector.addOrGetVector(FieldType.notNullable(new ArrowType.FloatingPoint(org.apache.arrow.vector.types.FloatingPointPrecision.SINGLE)));
+                vector.setInitialCapacity(rowsCapacity);
+                vector.allocateNew();
+                Float4Vector values = (Float4Vector) vector.getDataVector();
+                values.allocateNew(rowsCapacity * width);
+                addresses[i] = values.getDataBufferAddress();
+                // Zero copy: the executor reads this input straight from the Arrow vector's data buffer.
+                acquired.executor().bindInput(i, values.getDataBuffer().nioBuffer(0, rowsCapacity * width * 4));
+            }
+        } catch (RuntimeException e) {
+            for (FixedSizeListVector vector : vectors) {
+                if (vector != null) {
+                    vector.close();
+                }
+            }
+            acquired.close();
+            if (child != null) {
+                child.close();
+            }
+            throw e;
+        }
+        this.lease = acquired;
+        this.executor = acquired.executor();
+        this.allocator = child;
+        this.rows = new InternalRow[batchSize];
+        this.slots = new int[batchSize];
+        this.reasons = new String[batchSize];
+        this.outputBuffers = new FloatBuffer[plan.outputs().size()];
+        this.outputOffsets = new int[plan.outputs().size()];
+        this.scratch = new float[plan.outputs().size()][];
+        for (int o = 0; o < scratch.length; o++) {
+            scratch[o] = new float[plan.outputs().get(o).width()];
+        }
+        this.errorColumn = !plan.failOnBadRow();
+        this.predictions = new GenericInternalRow(plan.outputs().size() + (errorColumn ? 1 : 0));
+        if (task != null) {
+            task.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) context -> close());
+        }
+    }
+
+    @Override
+    public boolean hasNext() {
+        if (cursor < count) {
+            return true;
+        }
+        if (closed) {
+            return false;
+        }
+        if (!input.hasNext()) {
+            close();
+            return false;
+        }
+        scoreNextBatch();
+        return count > 0;
+    }
+
+    private void scoreNextBatch() {
+        long start = System.nanoTime();
+        rowsBefore += count;
+        count = 0;
+        cursor = 0;
+        int valid = 0;
+        while (count < batchSize && input.hasNext()) {
+            InternalRow row = input.next().copy();
+            String reason = null;
+            for (int i = 0; i < addresses.length && reason == null; i++) {
+                InputAdapter adapter = plan.inputs().get(i);
+                reason = adapter.write(row, addresses[i] + (long) valid * adapter.width() * 4);
+                if (reason != null) {
+                    reason = "Column '" + adapter.columns() + "' " + where(row, rowsBefore + count) + ": " + reason;
+                }
+            }
+            if (reason != null && plan.failOnBadRow()) {
+                throw new KilnException(ErrorCode.BAD_INPUT, reason + " (set onError to 'null' to score the other rows)");
+            }
+            rows[count] = row;
+            slots[count] = reason == null ? valid++ : -1;
+            reasons[count] = reason;
+            count++;
+        }
+        for (FixedSizeListVector vector : vectors) {
+            vector.setValueCount(valid);
+        }
+        long converted = System.nanoTime();
+        if (valid > 0) {
+            executor.run(valid);
+            for (int o = 0; o < outputBuffers.length; o++) {
+                outputBuffers[o] = executor.outputBuffer(plan.outputs().get(o).graphOutput());
+                outputOffsets[o] = executor.outputOffset(plan.outputs().get(o).graphOutput());
+            }
+        }
+        long computed = System.nanoTime();
+        // Converting includes writing the previous batch's predictions into rows.
+        plan.metrics().add(count, count - valid, converted - start + outputNanos, computed - converted);
+        outputNanos = 0;
+    }
+
+    private String where(InternalRow row, long offset) {
+        if (plan.keyOrdinal() >= 0) {
+            Object key = row.isNullAt(plan.keyOrdinal()) ? "null" : row.get(plan.keyOrdinal(), plan.keyType());
+            return "row with " + plan.keyColumn() + "=" + key;
+        }
+        return "row " + offset + " of partition " + partition;
+    }
+
+    @Override
+    public InternalRow next() {
+        if (!hasNext()) {
+            throw new NoSuchElementException();
+        }
+        long start = System.nanoTime();
+        int r = cursor++;
+        int slot = slots[r];
+        InternalRow row = rows[r];
+        rows[r] = null;
+        for (int o = 0; o < outputBuffers.length; o++) {
+            OutputColumn column = plan.outputs().get(o);
+            predictions.update(o, slot < 0 ? null : column.value(outputBuffers[o], outputOffsets[o] + slot * column.width(), scratch[o]));
+        }
+        if (errorColumn) {
+            predictions.update(outputBuffers.length, reasons[r] == null ? null : UTF8String.fromString(reasons[r]));
+        }
+        outputNanos += System.nanoTime() - start;
+        return joined.apply(row, predictions);
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (outputNanos > 0) {
+            plan.metrics().addConvertNanos(outputNanos);
+            outputNanos = 0;
+        }
+        for (FixedSizeListVector vector : vectors) {
+            vector.close();
+        }
+        lease.close();
+        allocator.close();
+    }
+
+    /** Bytes held by all Kiln task allocators in this JVM (tests assert it returns to zero). */
+    static long allocatedBytes() {
+        return ROOT.getAllocatedMemory();
+    }
+}

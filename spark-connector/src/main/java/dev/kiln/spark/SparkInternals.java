@@ -1,0 +1,83 @@
+package dev.kiln.spark;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import org.apache.spark.rdd.RDD;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
+import org.apache.spark.sql.catalyst.util.ArrayData;
+import org.apache.spark.sql.types.StructType;
+import org.apache.spark.unsafe.Platform;
+
+/**
+ * Every Spark-internal API Kiln uses, in one place: reading a DataFrame as internal rows, building one from them,
+ * and bulk-copying the body of an {@code UnsafeArrayData}. They avoid Spark's boxing of every element of a nullable
+ * {@code array<float>} (measured 3.5 µs per 512-float row against 0.1 µs). {@link #available()} checks them once;
+ * when a Spark upgrade changes them, Kiln falls back to the public Row API (slower) and
+ * {@code SparkInternalsTest} fails loudly.
+ */
+public final class SparkInternals {
+    private static final boolean AVAILABLE = probe();
+
+    private SparkInternals() {
+    }
+
+    private static boolean probe() {
+        try {
+            Class.forName("org.apache.spark.sql.classic.SparkSession").getMethod("internalCreateDataFrame", RDD.class, StructType.class, boolean.class);
+            Class.forName("org.apache.spark.sql.classic.Dataset").getMethod("queryExecution");
+            UnsafeArrayData.class.getMethod("getBaseObject");
+            UnsafeArrayData.class.getMethod("getBaseOffset");
+            UnsafeArrayData.calculateHeaderPortionInBytes(1);
+            return true;
+        } catch (ReflectiveOperationException | LinkageError e) {
+            return false;
+        }
+    }
+
+    /** Whether the internal-row path works with this Spark. */
+    public static boolean available() {
+        return AVAILABLE;
+    }
+
+    public static RDD<InternalRow> toInternalRdd(Dataset<Row> frame) {
+        return ((org.apache.spark.sql.classic.Dataset<Row>) frame).queryExecution().toRdd();
+    }
+
+    public static Dataset<Row> fromInternalRdd(SparkSession spark, RDD<InternalRow> rows, StructType schema) {
+        return ((org.apache.spark.sql.classic.SparkSession) spark).internalCreateDataFrame(rows, schema, false);
+    }
+
+    /**
+     * Copies the {@code width} floats of {@code array} to off-heap {@code address}. Returns false when an element is
+     * null (nothing meaningful is copied then). For UnsafeArrayData: one check of the null bitmap and one memory copy.
+     */
+    public static boolean copyFloats(ArrayData array, int width, long address) {
+        if (array instanceof UnsafeArrayData unsafe) {
+            Object base = unsafe.getBaseObject();
+            long offset = unsafe.getBaseOffset();
+            int header = (int) UnsafeArrayData.calculateHeaderPortionInBytes(width);
+            for (long word = offset + 8; word < offset + header; word += 8) {
+                if (Platform.getLong(base, word) != 0) {
+                    return false;
+                }
+            }
+            Platform.copyMemory(base, offset + header, null, address, width * 4L);
+            return true;
+        }
+        for (int i = 0; i < width; i++) {
+            if (array.isNullAt(i)) {
+                return false;
+            }
+            Platform.putFloat(null, address + 4L * i, array.getFloat(i));
+        }
+        return true;
+    }
+
+    static KilnException unavailable(String what) {
+        return KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "Spark internal API for %s is not available in this Spark version", what);
+    }
+}

@@ -1,0 +1,278 @@
+package dev.kiln.spark;
+
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.ir.Signature;
+import dev.kiln.engine.nn.Dense;
+import dev.kiln.engine.nn.Sequential;
+import dev.kiln.engine.ops.Activation;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.engine.tensor.Tensor;
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.engine.zoo.ModelZoo;
+import org.apache.spark.ml.Pipeline;
+import org.apache.spark.ml.PipelineModel;
+import org.apache.spark.ml.PipelineStage;
+import org.apache.spark.ml.linalg.Vectors;
+import org.apache.spark.ml.linalg.VectorUDT;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+/** KilnModel on a shared local[2] session: values against PyTorch, by hand and against eager; bad rows; schema checks. */
+class KilnModelTest {
+    private static SparkSession spark;
+    @TempDir
+    static Path dir;
+    private static String mlpUri;
+    private static String handUri;
+
+    private static final StructType FEATURES = new StructType()
+            .add("id", DataTypes.LongType, false)
+            .add("features", DataTypes.createArrayType(DataTypes.FloatType, true), true);
+
+    @BeforeAll
+    static void start() {
+        spark = SparkTestSupport.localSession("KilnModelTest");
+        ModelZoo.Entry mlp = ModelZoo.get("seed-mlp");
+        mlp.block().loadParameters(SparkTestSupport.reference("mlp", "weights"));
+        mlpUri = SparkTestSupport.save(mlp.block(), mlp.signature(), dir.resolve("mlp.kiln"));
+        handUri = SparkTestSupport.save(handModel(), Signature.builder().input("x", Shape.batched(2)).output("y").build(), dir.resolve("hand.kiln"));
+    }
+
+    @AfterAll
+    static void stop() {
+        ExecutorModels.closeAll();
+        if (spark != null) {
+            spark.stop();
+        }
+    }
+
+    @AfterEach
+    void noArrowMemoryLeft() {
+        assertThat(PartitionScorer.allocatedBytes()).as("Arrow bytes still allocated after the job").isZero();
+    }
+
+    /** y = relu(x W^T + b) with W = [[1, 2], [-1, 0.5]], b = [0.5, -1]: worked out by hand below. */
+    static Sequential handModel() {
+        Sequential net = new Sequential().add(new Dense(2, Activation.RELU, true, 2));
+        net.loadParameters(Map.of(
+                "0.weight", TensorData.ofFloats(new long[] {2, 2}, new float[] {1, 2, -1, 0.5f}),
+                "0.bias", TensorData.ofFloats(new long[] {2}, new float[] {0.5f, -1})));
+        return net;
+    }
+
+    private static Dataset<Row> featureRows(List<float[]> rows, int partitions) {
+        List<Row> data = new ArrayList<>();
+        for (int i = 0; i < rows.size(); i++) {
+            float[] r = rows.get(i);
+            List<Float> boxed = new ArrayList<>();
+            if (r != null) {
+                for (float v : r) {
+                    boxed.add(v);
+                }
+            }
+            data.add(RowFactory.create((long) i, r == null ? null : boxed));
+        }
+        return spark.createDataFrame(data, FEATURES).repartition(partitions).sortWithinPartitions("id");
+    }
+
+    private static float[] floats(Row row, String column) {
+        List<Float> list = row.getList(row.fieldIndex(column));
+        float[] out = new float[list.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = list.get(i);
+        }
+        return out;
+    }
+
+    @Test
+    void reproducesPyTorchOnTheReferenceInputs() {
+        float[] x = SparkTestSupport.reference("mlp", "inputs").get("x").toFloatArray();
+        float[] expected = SparkTestSupport.reference("mlp", "expected").get("y").toFloatArray();
+        List<float[]> rows = new ArrayList<>();
+        for (int r = 0; r < 8; r++) {
+            rows.add(java.util.Arrays.copyOfRange(x, r * 512, (r + 1) * 512));
+        }
+        KilnModel model = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(3);
+        List<Row> out = new ArrayList<>(model.transform(featureRows(rows, 2)).collectAsList());
+        out.sort(java.util.Comparator.comparingLong(r -> r.getLong(0)));
+        assertThat(out).hasSize(8);
+        for (Row row : out) {
+            int id = (int) row.getLong(0);
+            float[] y = floats(row, "y");
+            for (int j = 0; j < 2; j++) {
+                float e = expected[id * 2 + j];
+                assertThat(y[j]).as("row %d output %d", id, j).isCloseTo(e, within((float) (1e-6 + 1e-5 * Math.abs(e))));
+            }
+            assertThat(floats(row, "features")).containsExactly(rows.get(id));
+        }
+        assertThat(model.lastMetrics().rows()).isEqualTo(8);
+        assertThat(model.lastMetrics().batches()).isGreaterThanOrEqualTo(4);
+    }
+
+    @Test
+    void manyRowsAcrossPartitionsMatchEagerAndKeepOrder() {
+        Random random = new Random(3);
+        int n = 2_000;
+        List<float[]> rows = new ArrayList<>();
+        float[] all = new float[n * 512];
+        for (int i = 0; i < n; i++) {
+            float[] r = new float[512];
+            for (int j = 0; j < 512; j++) {
+                r[j] = (float) random.nextGaussian();
+            }
+            rows.add(r);
+            System.arraycopy(r, 0, all, i * 512, 512);
+        }
+        Sequential eager = ModelZoo.seedMlp();
+        eager.loadParameters(SparkTestSupport.reference("mlp", "weights"));
+        float[] expected = eager.forward(Tensor.of(new long[] {n, 512}, all)).toFloatArray();
+
+        Dataset<Row> scored = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(128)
+                .transform(featureRows(rows, 3));
+        List<Row> out = scored.collectAsList();
+        assertThat(out).hasSize(n);
+        long previousId = -1;
+        int partitionStart = 0;
+        for (Row row : out) {
+            int id = (int) row.getLong(0);
+            float[] y = floats(row, "y");
+            assertThat(y[0]).isCloseTo(expected[id * 2], within(1e-4f + 1e-4f * Math.abs(expected[id * 2])));
+            assertThat(y[1]).isCloseTo(expected[id * 2 + 1], within(1e-4f + 1e-4f * Math.abs(expected[id * 2 + 1])));
+            if (id < previousId) {
+                partitionStart++;
+            }
+            previousId = id;
+        }
+        assertThat(partitionStart).as("order within each partition is kept").isLessThan(3);
+        assertThat(out.stream().map(r -> r.getLong(0)).distinct().count()).isEqualTo(n);
+    }
+
+    @Test
+    void acceptsDoubleArraysVectorsAndNumericColumns() {
+        // Rows x = [3, 1] -> [5.5, 0] and [-2, 4] -> [6.5, 3], worked out by hand for the hand model.
+        StructType schema = new StructType()
+                .add("d", DataTypes.createArrayType(DataTypes.DoubleType))
+                .add("v", new VectorUDT())
+                .add("a", DataTypes.DoubleType)
+                .add("b", DataTypes.IntegerType);
+        List<Row> data = List.of(
+                RowFactory.create(List.of(3.0, 1.0), Vectors.dense(3, 1), 3.0, 1),
+                RowFactory.create(List.of(-2.0, 4.0), Vectors.sparse(2, new int[] {0, 1}, new double[] {-2, 4}), -2.0, 4));
+        Dataset<Row> frame = spark.createDataFrame(data, schema).coalesce(1);
+        for (String[] cols : new String[][] {{"d"}, {"v"}, {"a", "b"}}) {
+            List<Row> out = new KilnModel().setModelUri(handUri).setInputCols(cols).setOutputCols("y").transform(frame).collectAsList();
+            assertThat(floats(out.get(0), "y")).as("columns %s", String.join(",", cols)).containsExactly(5.5f, 0f);
+            assertThat(floats(out.get(1), "y")).as("columns %s", String.join(",", cols)).containsExactly(6.5f, 3f);
+        }
+    }
+
+    @Test
+    void argmaxAndSoftmaxPostProcessing() {
+        Dataset<Row> frame = featureRows(List.of(new float[] {3, 1}, new float[] {-2, 4}), 1);
+        List<Row> argmax = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("label").setOutputTransform("argmax")
+                .transform(frame).orderBy("id").collectAsList();
+        assertThat(argmax.get(0).getInt(2)).isEqualTo(0);
+        assertThat(argmax.get(1).getInt(2)).isEqualTo(0);
+        List<Row> softmax = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("p").setOutputTransform("softmax")
+                .transform(frame).orderBy("id").collectAsList();
+        // softmax([6.5, 3]) = [1, e^-3.5] / (1 + e^-3.5)
+        float[] p = floats(softmax.get(1), "p");
+        double z = 1 + Math.exp(-3.5);
+        assertThat((double) p[0]).isCloseTo(1 / z, within(1e-6));
+        assertThat((double) p[1]).isCloseTo(Math.exp(-3.5) / z, within(1e-6));
+    }
+
+    @Test
+    void aScalarOutputBecomesAFloatColumn() {
+        Sequential one = new Sequential().add(new Dense(1, Activation.NONE, true, 2));
+        one.loadParameters(Map.of("0.weight", TensorData.ofFloats(new long[] {1, 2}, new float[] {2, -1}),
+                "0.bias", TensorData.ofFloats(new long[] {1}, new float[] {0.25f})));
+        String uri = SparkTestSupport.save(one, Signature.builder().input("x", Shape.batched(2)).build(), dir.resolve("one.kiln"));
+        Dataset<Row> out = new KilnModel().setModelUri(uri).setInputCols("features").setOutputCols("score")
+                .transform(featureRows(List.of(new float[] {3, 1}), 1));
+        assertThat(out.schema().apply("score").dataType()).isEqualTo(DataTypes.FloatType);
+        assertThat(out.collectAsList().get(0).getFloat(2)).isEqualTo(5.25f);
+    }
+
+    @Test
+    void badRowsFailTheJobNamingColumnAndRow() {
+        List<float[]> rows = List.of(new float[] {1, 2}, new float[] {1, 2, 3}, new float[] {1, 2});
+        KilnModel model = new KilnModel().setModelUri(handUri).setInputCols("features");
+        assertThatThrownBy(() -> model.transform(featureRows(rows, 1)).collectAsList())
+                .hasStackTraceContaining("Column 'features' row 1 of partition 0: expected array<float> of length 2, got length 3");
+        KilnModel keyed = new KilnModel().setModelUri(handUri).setInputCols("features").setKeyCol("id");
+        List<float[]> nan = List.of(new float[] {1, 2}, new float[] {Float.NaN, 2});
+        assertThatThrownBy(() -> keyed.transform(featureRows(nan, 1)).collectAsList())
+                .hasStackTraceContaining("Column 'features' row with id=1: value at index 0 is NaN");
+    }
+
+    @Test
+    void badRowsGetNullPredictionsAndAReasonWithOnErrorNull() {
+        List<float[]> rows = new ArrayList<>();
+        rows.add(new float[] {3, 1});
+        rows.add(null);
+        rows.add(new float[] {1});
+        rows.add(new float[] {Float.POSITIVE_INFINITY, 0});
+        rows.add(new float[] {-2, 4});
+        List<Row> out = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2)
+                .transform(featureRows(rows, 2)).orderBy("id").collectAsList();
+        assertThat(out).hasSize(5);
+        assertThat(floats(out.get(0), "y")).containsExactly(5.5f, 0f);
+        assertThat(out.get(0).isNullAt(3)).isTrue();
+        assertThat(out.get(1).isNullAt(2)).isTrue();
+        assertThat(out.get(1).getString(3)).contains("got null");
+        assertThat(out.get(2).getString(3)).contains("got length 1");
+        assertThat(out.get(3).getString(3)).contains("value at index 0 is Infinity");
+        assertThat(floats(out.get(4), "y")).containsExactly(6.5f, 3f);
+    }
+
+    @Test
+    void transformSchemaChecksColumnsBeforeAnyJob() {
+        StructType schema = new StructType().add("features", DataTypes.StringType).add("a", DataTypes.DoubleType).add("y", DataTypes.DoubleType);
+        assertThatThrownBy(() -> new KilnModel().setModelUri(mlpUri).setInputCols("features").transformSchema(schema))
+                .isInstanceOf(KilnException.class)
+                .hasMessage("Column 'features' is string but model input 'x' [batch, 512] expects array<float> or array<double> of length 512, "
+                        + "a vector of size 512, or that many numeric columns");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(mlpUri).setInputCols("missing").transformSchema(schema))
+                .hasMessageContaining("Column 'missing' does not exist");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(handUri).setInputCols("a", "a", "a").transformSchema(schema))
+                .hasMessageContaining("takes 2 values per row but 3 numeric columns were given");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(handUri).setInputCols("a", "a").setOutputCols("y").transformSchema(schema))
+                .hasMessageContaining("Output column 'y' already exists");
+        StructType ok = new KilnModel().setModelUri(handUri).setInputCols("a", "a").setOnError("null").transformSchema(schema);
+        assertThat(ok.fieldNames()).containsExactly("features", "a", "y", "prediction", "kiln_error");
+    }
+
+    @Test
+    void worksAsAPipelineStageAndAsASqlFunction() {
+        Dataset<Row> frame = featureRows(List.of(new float[] {3, 1}, new float[] {-2, 4}), 1);
+        KilnModel stage = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y");
+        PipelineModel pipeline = new Pipeline().setStages(new PipelineStage[] {stage}).fit(frame);
+        assertThat(floats(pipeline.transform(frame).orderBy("id").collectAsList().get(1), "y")).containsExactly(6.5f, 3f);
+
+        KilnUdf.register(spark, "hand_score", handUri);
+        frame.createOrReplaceTempView("t");
+        List<Row> sql = spark.sql("SELECT id, hand_score(features) AS y FROM t ORDER BY id").collectAsList();
+        assertThat(floats(sql.get(0), "y")).containsExactly(5.5f, 0f);
+        assertThat(floats(sql.get(1), "y")).containsExactly(6.5f, 3f);
+    }
+}
