@@ -1,0 +1,60 @@
+package dev.kiln.spark;
+
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.backend.Backend;
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.exec.CompiledModel;
+import org.apache.spark.resource.ResourceInformation;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class DeviceTest {
+    private static Map<String, ResourceInformation> gpus(String... addresses) {
+        return Map.of("gpu", new ResourceInformation("gpu", addresses));
+    }
+
+    @Test
+    void autoTakesTheTasksFirstGpuAndTheCpuWithout() {
+        assertThat(Device.select("auto", gpus("3", "5"))).isEqualTo(Device.cuda(3));
+        assertThat(Device.select("auto", Map.of())).isEqualTo(Device.CPU);
+        assertThat(Device.select("auto", null)).isEqualTo(Device.CPU);
+        assertThat(Device.select("cpu", gpus("0"))).isEqualTo(Device.CPU);
+        assertThat(Device.select("cuda:2", Map.of())).isEqualTo(Device.cuda(2));
+        assertThatThrownBy(() -> Device.select("tpu", null)).isInstanceOf(KilnException.class).hasMessageContaining("use auto, cpu or cuda:N");
+    }
+
+    @Test
+    void aGpuDeviceGetsTheRegisteredBackendWithItsOrdinal() {
+        List<Integer> given = new ArrayList<>();
+        Backends.register("cuda", ordinal -> {
+            given.add(ordinal);
+            return new Backend() {
+                @Override
+                public String name() {
+                    return "recording-cuda";
+                }
+
+                @Override
+                public LoadedModel load(CompiledModel model) {
+                    return CpuBackend.INSTANCE.load(model);
+                }
+            };
+        });
+        try {
+            assertThat(Backends.forDevice(Device.select("auto", gpus("7"))).name()).isEqualTo("recording-cuda");
+            assertThat(given).containsExactly(7);
+            assertThat(Backends.forDevice(Device.CPU)).isSameAs(CpuBackend.INSTANCE);
+        } finally {
+            Backends.unregister("cuda");
+        }
+        assertThatThrownBy(() -> Backends.forDevice(Device.cuda(0)))
+                .isInstanceOf(KilnException.class)
+                .hasMessageContaining("GPU backend is not built yet");
+    }
+}
