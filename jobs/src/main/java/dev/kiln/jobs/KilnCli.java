@@ -29,7 +29,7 @@ public final class KilnCli {
         for (Command c : new Command[] {new DemoCommand(), new CompileCommand(), new RunCommand(), new BenchCommand(),
                 new NotYetCommand("validate", "re-run eager vs compiled for a stored model", "the jobs issue (#5)"),
                 new InspectCommand(),
-                new NotYetCommand("score", "score a DataFrame with a model on Spark", "the Spark connector issue (#4)")}) {
+                new ScoreJob()}) {
             map.put(c.name(), c);
         }
         return map;
@@ -82,6 +82,14 @@ public final class KilnCli {
             err.println("kiln " + command.name() + ": " + e.getMessage());
             return 1;
         } catch (Exception e) {
+            KilnException cause = kilnCause(e);
+            if (cause != null) {
+                err.println("kiln " + command.name() + ": " + cause.getMessage());
+                if (verbose) {
+                    e.printStackTrace(err);
+                }
+                return 1;
+            }
             err.println("kiln " + command.name() + ": failed: " + e);
             if (verbose) {
                 e.printStackTrace(err);
@@ -90,6 +98,16 @@ public final class KilnCli {
             }
             return 1;
         }
+    }
+
+    /** The KilnException behind a wrapped failure (Spark wraps task failures), or null. */
+    static KilnException kilnCause(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof KilnException k) {
+                return k;
+            }
+        }
+        return null;
     }
 
     private static void printHelp(Map<String, Command> commands, PrintStream out) {

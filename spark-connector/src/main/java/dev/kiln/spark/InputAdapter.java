@@ -8,8 +8,9 @@ import java.io.Serializable;
 
 /**
  * Writes one graph input of one row, as {@link #width()} float32 values, to off-heap memory (the task's Arrow batch).
- * Returns null when the row is usable, or why it is not (null, wrong length, non-finite values), so the caller can
- * fail the job or null the row's outputs. One implementation per accepted column kind.
+ * Returns null when the row is usable, or why it is not (null, wrong length), so the caller can fail the job or null
+ * the row's outputs; non-finite values are screened afterwards for the whole batch at once. One implementation per
+ * accepted column kind.
  */
 public abstract class InputAdapter implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -21,17 +22,6 @@ public abstract class InputAdapter implements Serializable {
 
     /** Writes the row's values at {@code address}; returns null or the reason the row cannot be scored. */
     public abstract String write(InternalRow row, long address);
-
-    /** Null when all {@code count} floats at {@code address} are finite, else the reason. */
-    static String checkFinite(long address, int count) {
-        for (int i = 0; i < count; i++) {
-            float v = Platform.getFloat(null, address + 4L * i);
-            if (!Float.isFinite(v)) {
-                return "value at index " + i + " is " + v;
-            }
-        }
-        return null;
-    }
 
     /** {@code array<float>} of a fixed length: one null-bitmap check and one memory copy per row. */
     static final class FloatArrayColumn extends InputAdapter {
@@ -68,7 +58,7 @@ public abstract class InputAdapter implements Serializable {
             if (!SparkInternals.copyFloats(array, width, address)) {
                 return "expected array<float> of length " + width + ", got null elements";
             }
-            return checkFinite(address, width);
+            return null;
         }
     }
 
@@ -110,7 +100,7 @@ public abstract class InputAdapter implements Serializable {
                 }
                 Platform.putFloat(null, address + 4L * i, (float) array.getDouble(i));
             }
-            return checkFinite(address, width);
+            return null;
         }
     }
 
@@ -165,7 +155,7 @@ public abstract class InputAdapter implements Serializable {
                     Platform.putFloat(null, address + 4L * i, (float) values.getDouble(k));
                 }
             }
-            return checkFinite(address, width);
+            return null;
         }
     }
 

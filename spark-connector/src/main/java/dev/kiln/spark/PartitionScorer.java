@@ -40,6 +40,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final BufferAllocator allocator;
     private final FixedSizeListVector[] vectors;
     private final long[] addresses;
+    private final java.nio.ByteBuffer[] views;
     private final InternalRow[] rows;
     private final int[] slots;
     private final String[] reasons;
@@ -67,6 +68,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         BufferAllocator child = null;
         this.vectors = new FixedSizeListVector[plan.inputs().size()];
         this.addresses = new long[vectors.length];
+        this.views = new java.nio.ByteBuffer[vectors.length];
         try {
             child = ROOT.newChildAllocator("kiln-task-" + (task == null ? "driver" : task.taskAttemptId()), 0, Long.MAX_VALUE);
             for (int i = 0; i < vectors.length; i++) {
@@ -80,7 +82,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                 values.allocateNew(rowsCapacity * width);
                 addresses[i] = values.getDataBufferAddress();
                 // Zero copy: the executor reads this input straight from the Arrow vector's data buffer.
-                acquired.executor().bindInput(i, values.getDataBuffer().nioBuffer(0, rowsCapacity * width * 4));
+                views[i] = values.getDataBuffer().nioBuffer(0, rowsCapacity * width * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                acquired.executor().bindInput(i, views[i]);
             }
         } catch (RuntimeException e) {
             for (FixedSizeListVector vector : vectors) {
@@ -153,6 +156,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             reasons[count] = reason;
             count++;
         }
+        valid = screenNonFinite(valid);
         for (FixedSizeListVector vector : vectors) {
             vector.setValueCount(valid);
         }
@@ -168,6 +172,51 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         // Converting includes writing the previous batch's predictions into rows.
         plan.metrics().add(count, count - valid, converted - start + outputNanos, computed - converted);
         outputNanos = 0;
+    }
+
+    /**
+     * Finds NaN and infinite inputs in the batch in one vectorized pass per input. A bad row fails the task, or is
+     * taken out of the batch (later rows move down one slot) and gets null predictions. Returns the rows left.
+     */
+    private int screenNonFinite(int valid) {
+        for (int i = 0; i < views.length; i++) {
+            InputAdapter adapter = plan.inputs().get(i);
+            int width = adapter.width();
+            int from = 0;
+            while (from < valid) {
+                int k = dev.kiln.engine.backend.cpu.FiniteCheck.firstNonFinite(views[i], from * width * 4, (valid - from) * width);
+                if (k < 0) {
+                    break;
+                }
+                int slot = from + k / width;
+                int index = k % width;
+                int r = 0;
+                while (slots[r] != slot) {
+                    r++;
+                }
+                String reason = "Column '" + adapter.columns() + "' " + where(rows[r], rowsBefore + r) + ": value at index " + index
+                        + " is " + views[i].getFloat((slot * width + index) * 4);
+                if (plan.failOnBadRow()) {
+                    throw new KilnException(ErrorCode.BAD_INPUT, reason + " (set onError to 'null' to score the other rows)");
+                }
+                reasons[r] = reason;
+                slots[r] = -1;
+                for (int later = r + 1; later < count; later++) {
+                    if (slots[later] > slot) {
+                        slots[later]--;
+                    }
+                }
+                for (int j = 0; j < views.length; j++) {
+                    long w = plan.inputs().get(j).width() * 4L;
+                    for (int s2 = slot; s2 < valid - 1; s2++) {
+                        org.apache.spark.unsafe.Platform.copyMemory(null, addresses[j] + (s2 + 1) * w, null, addresses[j] + s2 * w, w);
+                    }
+                }
+                valid--;
+                from = slot;
+            }
+        }
+        return valid;
     }
 
     private String where(InternalRow row, long offset) {

@@ -246,6 +246,20 @@ class KilnModelTest {
     }
 
     @Test
+    void nonFiniteRowsInsideABatchAreTakenOutAndTheRestStayAligned() {
+        List<float[]> rows = List.of(new float[] {3, 1}, new float[] {Float.NaN, 0}, new float[] {0, 0}, new float[] {1, Float.NEGATIVE_INFINITY},
+                new float[] {-2, 4});
+        List<Row> out = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(8)
+                .transform(featureRows(rows, 1)).collectAsList();
+        assertThat(floats(out.get(0), "y")).containsExactly(5.5f, 0f);
+        assertThat(out.get(1).isNullAt(2)).isTrue();
+        assertThat(out.get(1).getString(3)).isEqualTo("Column 'features' row 1 of partition 0: value at index 0 is NaN");
+        assertThat(floats(out.get(2), "y")).containsExactly(0.5f, 0f);
+        assertThat(out.get(3).getString(3)).isEqualTo("Column 'features' row 3 of partition 0: value at index 1 is -Infinity");
+        assertThat(floats(out.get(4), "y")).containsExactly(6.5f, 3f);
+    }
+
+    @Test
     void transformSchemaChecksColumnsBeforeAnyJob() {
         StructType schema = new StructType().add("features", DataTypes.StringType).add("a", DataTypes.DoubleType).add("y", DataTypes.DoubleType);
         assertThatThrownBy(() -> new KilnModel().setModelUri(mlpUri).setInputCols("features").transformSchema(schema))

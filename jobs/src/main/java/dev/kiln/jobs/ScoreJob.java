@@ -1,0 +1,106 @@
+package dev.kiln.jobs;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import dev.kiln.spark.KilnModel;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.Set;
+
+/**
+ * Scores a table with a Kiln model: the spark-submit main class, and {@code bin/kiln score} (same code path).
+ * <pre>
+ * spark-submit --class dev.kiln.jobs.ScoreJob kiln-jobs.jar --model hdfs://nn/m.kiln --input hdfs://nn/in --output hdfs://nn/out
+ * </pre>
+ */
+public final class ScoreJob implements KilnCli.Command {
+    @Override
+    public String name() {
+        return "score";
+    }
+
+    @Override
+    public String summary() {
+        return "score a Parquet table with a model on Spark (the spark-submit main class dev.kiln.jobs.ScoreJob)";
+    }
+
+    @Override
+    public String usage() {
+        return String.join("\n",
+                "Usage: bin/kiln score --model URI --input URI --output URI [--input-col C ...] [--output-col C ...]",
+                "                      [--batch-size N] [--device auto|cpu|cuda:N] [--on-error fail|null] [--output-transform none|argmax|softmax]",
+                "                      [--key-col C] [--master M] [--overwrite]",
+                "",
+                "  --input/--output  Parquet tables (any Hadoop URI); the output holds every input column plus the predictions",
+                "  --input-col       input column(s) for the model's inputs, in order (default: features); repeat or comma-separate",
+                "  --output-col      prediction column(s), one per model output (default: prediction)",
+                "  --master          Spark master when not run by spark-submit (default local[*])",
+                "",
+                "Example:",
+                "  bin/kiln score --model kiln-demo/mlp.kiln --input kiln-demo/rows.parquet --output kiln-demo/scored.parquet --input-col features");
+    }
+
+    public static void main(String[] args) {
+        System.exit(KilnCli.run(prepend("score", args), System.out, System.err));
+    }
+
+    private static String[] prepend(String first, String[] rest) {
+        String[] all = new String[rest.length + 1];
+        all[0] = first;
+        System.arraycopy(rest, 0, all, 1, rest.length);
+        return all;
+    }
+
+    @Override
+    public int run(String[] argv, PrintStream out) {
+        Args args = Args.parse(name(), argv, Set.of("model", "input", "output", "input-col", "output-col", "batch-size", "device", "on-error",
+                "output-transform", "key-col", "master"), Set.of("overwrite"));
+        String model = args.required("model");
+        String input = args.required("input");
+        String output = args.required("output");
+        String[] inputCols = args.get("input-col", "features").split(",");
+        String[] outputCols = args.get("output-col", "prediction").split(",");
+        SparkSession.Builder builder = SparkSession.builder().appName("kiln-score");
+        if (args.has("master") || System.getProperty("spark.master") == null) {
+            builder.master(args.get("master", "local[*]"));
+        }
+        SparkSession spark = builder.getOrCreate();
+        try {
+            Dataset<Row> rows;
+            try {
+                rows = spark.read().parquet(input);
+            } catch (RuntimeException e) {
+                throw new KilnException(ErrorCode.IO_ERROR, "Cannot read input table " + input + ": " + firstLine(e.getMessage()), e);
+            }
+            KilnModel kiln = new KilnModel().setModelUri(model).setInputCols(inputCols).setOutputCols(outputCols)
+                    .setBatchSize(args.getInt("batch-size", 1024)).setDevice(args.get("device", "auto"))
+                    .setOnError(args.get("on-error", "fail")).setOutputTransform(args.get("output-transform", "none"));
+            if (args.has("key-col")) {
+                kiln.setKeyCol(args.get("key-col", null));
+            }
+            long start = System.nanoTime();
+            kiln.transform(rows).write().mode(args.flag("overwrite") ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(output);
+            double seconds = (System.nanoTime() - start) / 1e9;
+            long scored = kiln.lastMetrics().rows();
+            out.printf("Scored %,d rows with %s in %.1f s (%,.0f rows/s) -> %s%n", scored, model, seconds, scored / seconds, output);
+            out.println(kiln.lastMetrics().summary());
+            out.printf("Input columns %s, prediction columns %s%n", Arrays.toString(inputCols), Arrays.toString(outputCols));
+            return 0;
+        } finally {
+            spark.stop();
+        }
+    }
+
+    static String firstLine(String message) {
+        if (message == null) {
+            return "";
+        }
+        int newline = message.indexOf('\n');
+        return newline < 0 ? message : message.substring(0, newline);
+    }
+}
