@@ -1,0 +1,141 @@
+package dev.kiln.spark;
+
+import dev.kiln.engine.zoo.ModelZoo;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.api.java.UDF1;
+import org.apache.spark.sql.types.DataTypes;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.File;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * KilnModel on a multi-JVM cluster: {@code local-cluster[2,1,1024]} starts two executor JVMs from SPARK_HOME (built by
+ * the Maven build from the test classpath), loopback only, each with a fake GPU from a discovery script. One session
+ * for the class.
+ */
+class LocalClusterTest {
+    private static SparkSession spark;
+    @TempDir
+    static Path dir;
+    private static String mlpUri;
+
+    @BeforeAll
+    static void start() throws Exception {
+        Path sparkHome = Path.of(System.getenv("SPARK_HOME"));
+        Files.createDirectories(sparkHome);
+        if (!Files.exists(sparkHome.resolve("RELEASE"))) {
+            Files.writeString(sparkHome.resolve("RELEASE"), "Spark jars assembled by Kiln's build for local-cluster tests\n");
+        }
+        String script = new File(LocalClusterTest.class.getResource("/fake-gpus.sh").toURI()).getAbsolutePath();
+        String executorOptions = System.getProperty("kiln.jvm.opens", "") + " -Dkiln.backend.cuda=" + RecordingBackend.class.getName();
+        spark = SparkSession.builder()
+                .master("local-cluster[2,1,1024]")
+                .appName("LocalClusterTest")
+                .config("spark.ui.enabled", "false")
+                .config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.bindAddress", "127.0.0.1")
+                .config("spark.executor.extraClassPath", System.getProperty("kiln.test.classpath"))
+                .config("spark.executor.extraJavaOptions", executorOptions)
+                .config("spark.executorEnv.OPENBLAS_CORETYPE", "SkylakeX")
+                .config("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE")
+                .config("spark.executorEnv.OMP_NUM_THREADS", "1")
+                .config("spark.worker.resource.gpu.amount", "2")
+                .config("spark.worker.resource.gpu.discoveryScript", script)
+                .config("spark.executor.resource.gpu.amount", "1")
+                .config("spark.task.resource.gpu.amount", "1")
+                .config("spark.task.maxFailures", "4")
+                .getOrCreate();
+        ModelZoo.Entry mlp = ModelZoo.get("seed-mlp");
+        mlp.block().loadParameters(SparkTestSupport.reference("mlp", "weights"));
+        mlpUri = SparkTestSupport.save(mlp.block(), mlp.signature(), dir.resolve("mlp.kiln"));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (spark != null) {
+            spark.stop();
+        }
+    }
+
+    private static Dataset<Row> rows(int count, int partitions) {
+        return spark.range(0, count, 1, partitions)
+                .selectExpr("id", "transform(sequence(1, 512), i -> cast(sin(id * 0.37 + i) as float)) AS features");
+    }
+
+    /** For each partition after scoring: the executor JVM's name, its model-load count and the GPU ordinals it used. */
+    private static final MapPartitionsFunction<Row, String> REPORT = it -> {
+        long n = 0;
+        while (it.hasNext()) {
+            it.next();
+            n++;
+        }
+        String jvm = java.lang.management.ManagementFactory.getRuntimeMXBean().getName();
+        return List.of(jvm + "|" + ExecutorModels.loadCount() + "|" + RecordingBackend.ORDINALS + "|" + n + "|" + TaskContext.getPartitionId()).iterator();
+    };
+
+    @Test
+    void eachExecutorJvmLoadsTheModelOnceWhileManyTasksRun() {
+        Dataset<Row> scored = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(64)
+                .transform(rows(4_000, 16));
+        List<String> reports = scored.mapPartitions(REPORT, Encoders.STRING()).collectAsList();
+        assertThat(reports).hasSize(16);
+        Map<String, Set<String>> loadsByJvm = new HashMap<>();
+        long total = 0;
+        for (String report : reports) {
+            String[] parts = report.split("\\|");
+            loadsByJvm.computeIfAbsent(parts[0], k -> new HashSet<>()).add(parts[1]);
+            total += Long.parseLong(parts[3]);
+            assertThat(parts[2]).as("GPU ordinals used in %s", parts[0]).matches("\\[[01](, [01])*\\]");
+        }
+        assertThat(total).isEqualTo(4_000);
+        assertThat(loadsByJvm).as("executor JVMs").hasSize(2);
+        for (Map.Entry<String, Set<String>> e : loadsByJvm.entrySet()) {
+            assertThat(e.getValue()).as("model loads seen in %s", e.getKey()).containsExactly("1");
+        }
+    }
+
+    @Test
+    void aTaskThatFailsOnceIsRetriedAndTheOutputIsCompleteWithoutDuplicates() {
+        // The input of partition 3 fails on its first attempt, midway through Kiln's iteration of the partition.
+        UDF1<Long, Long> flaky = id -> {
+            TaskContext task = TaskContext.get();
+            if (task.partitionId() == 3 && task.attemptNumber() == 0 && id % 250 == 200) {
+                throw new IllegalStateException("injected failure of the first attempt at id " + id);
+            }
+            return id;
+        };
+        spark.udf().register("flaky", flaky, DataTypes.LongType);
+        Dataset<Row> input = rows(2_000, 8).selectExpr("flaky(id) AS id", "features");
+        List<Row> out = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(32)
+                .transform(input).select("id", "y").collectAsList();
+        assertThat(out).hasSize(2_000);
+        Set<Long> ids = new HashSet<>();
+        List<Long> duplicates = new ArrayList<>();
+        for (Row row : out) {
+            if (!ids.add(row.getLong(0))) {
+                duplicates.add(row.getLong(0));
+            }
+            assertThat(row.getList(1)).hasSize(2);
+        }
+        assertThat(duplicates).isEmpty();
+        assertThat(ids).hasSize(2_000);
+    }
+}
