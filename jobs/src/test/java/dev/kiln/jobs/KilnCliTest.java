@@ -129,9 +129,9 @@ class KilnCliTest {
 
     @Test
     void commandsOfLaterIssuesFailClearly() {
-        Result r = kiln("score", "--model", "m.kiln");
+        Result r = kiln("validate", "--model", "m.kiln");
         assertThat(r.code()).isEqualTo(1);
-        assertThat(r.err()).contains("'score' is not implemented yet");
+        assertThat(r.err()).contains("'validate' is not implemented yet");
     }
 
     @Test
