@@ -378,9 +378,9 @@ public class KilnModel extends Transformer {
         KilnJobListener.watch(spark.sparkContext(), metrics);
         ScoringPlan plan = new ScoringPlan(model, mapping.inputs(), mapping.outputs(), (Integer) $(batchSize), $(device),
                 $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : frame.schema().fields()[keyOrdinal].dataType(), metrics);
-        if (!SparkInternals.available()) {
-            throw new UnsupportedOperationException(
-                    "Kiln scores through Spark's internal rows, which this Spark version does not expose as Kiln expects; the public Row API fallback is not implemented");
+        boolean internal = SparkInternals.available() && Boolean.parseBoolean(spark.conf().get("spark.kiln.useInternalRows", "true"));
+        if (!internal) {
+            return PublicRowPath.transform(spark, frame, plan, mapping.outputSchema());
         }
         RDD<InternalRow> rows = SparkInternals.toInternalRdd(frame);
         FlatMapFunction<java.util.Iterator<InternalRow>, InternalRow> score = it -> new PartitionScorer(plan, it, TaskContext.get());

@@ -260,6 +260,24 @@ class KilnModelTest {
     }
 
     @Test
+    void thePublicRowFallbackGivesTheSameResults() {
+        spark.conf().set("spark.kiln.useInternalRows", "false");
+        try {
+            List<float[]> rows = List.of(new float[] {3, 1}, new float[] {Float.NaN, 0}, new float[] {1}, new float[] {-2, 4});
+            List<Row> out = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2)
+                    .transform(featureRows(rows, 1)).collectAsList();
+            assertThat(out).hasSize(4);
+            assertThat(floats(out.get(0), "y")).containsExactly(5.5f, 0f);
+            assertThat(out.get(1).getString(3)).isEqualTo("Column 'features' row 1 of partition 0: value at index 0 is NaN");
+            assertThat(out.get(2).getString(3)).contains("got length 1");
+            assertThat(floats(out.get(3), "y")).containsExactly(6.5f, 3f);
+            assertThat(floats(out.get(3), "features")).containsExactly(-2f, 4f);
+        } finally {
+            spark.conf().unset("spark.kiln.useInternalRows");
+        }
+    }
+
+    @Test
     void transformSchemaChecksColumnsBeforeAnyJob() {
         StructType schema = new StructType().add("features", DataTypes.StringType).add("a", DataTypes.DoubleType).add("y", DataTypes.DoubleType);
         assertThatThrownBy(() -> new KilnModel().setModelUri(mlpUri).setInputCols("features").transformSchema(schema))
