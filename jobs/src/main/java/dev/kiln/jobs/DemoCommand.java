@@ -36,9 +36,10 @@ final class DemoCommand implements KilnCli.Command {
     @Override
     public String usage() {
         return String.join("\n",
-                "Usage: bin/kiln demo [--out DIR] [--calls N]",
+                "Usage: bin/kiln demo [--out DIR] [--rows N] [--calls N]",
                 "",
                 "  --out    where to write the demo's files (default kiln-demo)",
+                "  --rows   rows of generated data to score with Spark (default 1000000)",
                 "  --calls  calls per repetition of the batch-1 benchmark (default 1000)",
                 "",
                 "Example:",
@@ -47,7 +48,8 @@ final class DemoCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("out", "calls"), Set.of());
+        Args args = Args.parse(name(), argv, Set.of("out", "calls", "rows"), Set.of());
+        Path outDir = Path.of(args.get("out", "kiln-demo")).toAbsolutePath();
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
         entry.block().setSeed(2024);
 
@@ -77,7 +79,7 @@ final class DemoCommand implements KilnCli.Command {
 
             out.println();
             out.println("== 4. Export: graph + parameters in one portable file");
-            Path file = Models.outputFile(args.get("out", "kiln-demo") + "/mlp.kiln");
+            Path file = Models.outputFile(outDir.resolve("mlp.kiln").toString());
             ModelStore store = ModelStore.withDefaults();
             store.save(model, entry.name(), report, file.toString(), true);
             KilnFormat.ModelFile reread = store.load(file.toString());
@@ -98,7 +100,14 @@ final class DemoCommand implements KilnCli.Command {
         SeedBenchmark bench = new SeedBenchmark(entry.block(), entry.signature(), args.getInt("calls", 1000), 3, out);
         List<SeedBenchmark.Result> results = bench.run(List.of(1, 1024), List.of(1));
         out.println();
-        out.printf("Done. Files are in %s. Spark scoring joins the demo with the Spark connector.%n", Path.of(args.get("out", "kiln-demo")).toAbsolutePath());
+        int rows = args.getInt("rows", 1_000_000);
+        out.printf("== 6. Spark: score %,d generated rows of array<float>[512] with KilnModel on local[2]%n", rows);
+        SparkDemo.Summary summary = SparkDemo.run(outDir, outDir.resolve("mlp.kiln").toString(), rows, out);
+        out.println();
+        out.println("Done.");
+        out.printf("  model        %s%n", outDir.resolve("mlp.kiln"));
+        out.printf("  input rows   %s%n", summary.input());
+        out.printf("  predictions  %s%n", summary.output());
         return results.isEmpty() ? 1 : 0;
     }
 
