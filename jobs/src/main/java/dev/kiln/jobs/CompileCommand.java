@@ -61,7 +61,7 @@ final class CompileCommand implements KilnCli.Command {
                     return 1;
                 }
             }
-            var written = ModelStore.withDefaults().save(model, entry.name(), report, target, args.flag("overwrite"));
+            var written = ModelStore.withDefaults().save(model, entry.name(), "zoo:" + entry.name(), report, target, args.flag("overwrite"));
             out.printf("Wrote %s (%s; passes: %s)%n", written, model.signature(), String.join(", ", model.passes()));
             return 0;
         }

@@ -27,7 +27,7 @@ public final class KilnCli {
     private static Map<String, Command> commands() {
         Map<String, Command> map = new LinkedHashMap<>();
         for (Command c : new Command[] {new DemoCommand(), new CompileCommand(), new RunCommand(), new BenchCommand(),
-                new NotYetCommand("validate", "re-run eager vs compiled for a stored model", "the jobs issue (#5)"),
+                new ValidateCommand(),
                 new InspectCommand(),
                 new ScoreJob()}) {
             map.put(c.name(), c);
@@ -119,38 +119,5 @@ public final class KilnCli {
         }
         out.println();
         out.println("Common options: --help, --verbose (stack traces on failure)");
-    }
-
-    /** A command whose implementation belongs to a later issue: fails clearly instead of pretending. */
-    static final class NotYetCommand implements Command {
-        private final String name;
-        private final String summary;
-        private final String comesWith;
-
-        NotYetCommand(String name, String summary, String comesWith) {
-            this.name = name;
-            this.summary = summary;
-            this.comesWith = comesWith;
-        }
-
-        @Override
-        public String name() {
-            return name;
-        }
-
-        @Override
-        public String summary() {
-            return summary + " (not implemented yet)";
-        }
-
-        @Override
-        public String usage() {
-            return "bin/kiln " + name + ": " + summary + ". Not implemented yet: it comes with " + comesWith + ".";
-        }
-
-        @Override
-        public int run(String[] args, PrintStream out) {
-            throw new UnsupportedOperationException("'" + name + "' is not implemented yet: it comes with " + comesWith);
-        }
     }
 }

@@ -34,12 +34,13 @@ public final class ScoreJob implements KilnCli.Command {
         return String.join("\n",
                 "Usage: bin/kiln score --model URI --input URI --output URI [--input-col C ...] [--output-col C ...]",
                 "                      [--batch-size N] [--device auto|cpu|cuda:N] [--on-error fail|null] [--output-transform none|argmax|softmax]",
-                "                      [--key-col C] [--master M] [--overwrite]",
+                "                      [--key-col C] [--master M] [--defaults FILE] [--overwrite]",
                 "",
                 "  --input/--output  Parquet tables (any Hadoop URI); the output holds every input column plus the predictions",
                 "  --input-col       input column(s) for the model's inputs, in order (default: features); repeat or comma-separate",
                 "  --output-col      prediction column(s), one per model output (default: prediction)",
                 "  --master          Spark master when not run by spark-submit (default local[*])",
+                "  --defaults        Kiln defaults (batch size, device, onError, broadcast threshold); default $KILN_CONF_DIR/kiln-defaults.properties",
                 "",
                 "Example:",
                 "  bin/kiln score --model kiln-demo/mlp.kiln --input kiln-demo/rows.parquet --output kiln-demo/scored.parquet --input-col features");
@@ -59,7 +60,8 @@ public final class ScoreJob implements KilnCli.Command {
     @Override
     public int run(String[] argv, PrintStream out) {
         Args args = Args.parse(name(), argv, Set.of("model", "input", "output", "input-col", "output-col", "batch-size", "device", "on-error",
-                "output-transform", "key-col", "master"), Set.of("overwrite"));
+                "output-transform", "key-col", "master", "defaults"), Set.of("overwrite"));
+        java.util.Properties defaults = defaults(args.get("defaults", null));
         String model = args.required("model");
         String input = args.required("input");
         String output = args.required("output");
@@ -78,8 +80,11 @@ public final class ScoreJob implements KilnCli.Command {
                 throw new KilnException(ErrorCode.IO_ERROR, "Cannot read input table " + input + ": " + firstLine(e.getMessage()), e);
             }
             KilnModel kiln = new KilnModel().setModelUri(model).setInputCols(inputCols).setOutputCols(outputCols)
-                    .setBatchSize(args.getInt("batch-size", 1024)).setDevice(args.get("device", "auto"))
-                    .setOnError(args.get("on-error", "fail")).setOutputTransform(args.get("output-transform", "none"));
+                    .setBatchSize(args.getInt("batch-size", Integer.parseInt(defaults.getProperty("kiln.batchSize", "1024"))))
+                    .setDevice(args.get("device", defaults.getProperty("kiln.device", "auto")))
+                    .setOnError(args.get("on-error", defaults.getProperty("kiln.onError", "fail")))
+                    .setBroadcastThreshold(Long.parseLong(defaults.getProperty("kiln.broadcastThreshold", String.valueOf(64L << 20))))
+                    .setOutputTransform(args.get("output-transform", "none"));
             if (args.has("key-col")) {
                 kiln.setKeyCol(args.get("key-col", null));
             }
@@ -94,6 +99,25 @@ public final class ScoreJob implements KilnCli.Command {
         } finally {
             spark.stop();
         }
+    }
+
+    /**
+     * Kiln's defaults: the file given with --defaults, else kiln-defaults.properties in KILN_CONF_DIR (bin/kiln points it
+     * at conf/), else built-in values.
+     */
+    static java.util.Properties defaults(String file) {
+        java.util.Properties properties = new java.util.Properties();
+        java.nio.file.Path path = file != null ? java.nio.file.Path.of(file)
+                : System.getenv("KILN_CONF_DIR") == null ? null : java.nio.file.Path.of(System.getenv("KILN_CONF_DIR"), "kiln-defaults.properties");
+        if (path == null || (file == null && !java.nio.file.Files.isRegularFile(path))) {
+            return properties;
+        }
+        try (java.io.Reader reader = java.nio.file.Files.newBufferedReader(path)) {
+            properties.load(reader);
+        } catch (java.io.IOException e) {
+            throw new KilnException(ErrorCode.IO_ERROR, "Cannot read defaults file " + path + ": " + e.getMessage(), e);
+        }
+        return properties;
     }
 
     static String firstLine(String message) {

@@ -128,10 +128,21 @@ class KilnCliTest {
     }
 
     @Test
-    void commandsOfLaterIssuesFailClearly() {
-        Result r = kiln("validate", "--model", "m.kiln");
-        assertThat(r.code()).isEqualTo(1);
-        assertThat(r.err()).contains("'validate' is not implemented yet");
+    void validateRebuildsTheEagerModelFromTheRecordedSource(@TempDir Path dir) {
+        Path model = dir.resolve("mlp.kiln");
+        assertThat(kiln("compile", "--model", "zoo:seed-mlp", "--weights", MLP.resolve("weights.safetensors").toString(), "--out", model.toString(),
+                "--no-validate").code()).isZero();
+        Result r = kiln("validate", "--model", model.toString(), "--samples", "2");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("Model seed-mlp (zoo:seed-mlp").contains("PASSED").contains("2 sample batches");
+
+        Path noSource = dir.resolve("plain.kiln");
+        try (var compiled = dev.kiln.engine.Kiln.compile(dev.kiln.engine.zoo.ModelZoo.seedMlp(), dev.kiln.engine.zoo.ModelZoo.get("seed-mlp").signature())) {
+            dev.kiln.format.store.ModelStore.withDefaults().save(compiled, "plain", null, noSource.toString(), false);
+        }
+        Result refused = kiln("validate", "--model", noSource.toString());
+        assertThat(refused.code()).isEqualTo(1);
+        assertThat(refused.err()).contains("records no Java-block source");
     }
 
     @Test

@@ -78,6 +78,11 @@ public final class KilnFormat {
             return new CompiledModel(graph, passes, CpuBackend.INSTANCE);
         }
 
+        /** What the model was built from ({@code zoo:NAME}, an ONNX file), or null when unknown. */
+        public String source() {
+            return manifest.hasNonNull("source") ? manifest.get("source").asText() : null;
+        }
+
         /** The validation report recorded at export, or a missing node. */
         public JsonNode validation() {
             return manifest.path("validation");
@@ -108,6 +113,15 @@ public final class KilnFormat {
     }
 
     public static void write(Graph graph, List<String> passes, String name, ValidationReport validation, OutputStream out) throws IOException {
+        write(graph, passes, name, null, validation, out);
+    }
+
+    /**
+     * Writes a model; {@code source} (optional) records what it was built from, e.g. {@code zoo:seed-mlp}, so that
+     * {@code bin/kiln validate} can rebuild the eager model and compare again.
+     */
+    public static void write(Graph graph, List<String> passes, String name, String source, ValidationReport validation, OutputStream out)
+            throws IOException {
         Map<String, TensorData> tensors = new LinkedHashMap<>();
         byte[] graphBytes = JSON.writeValueAsBytes(GraphCodec.encode(graph, tensors));
         byte[] weightsHeader = Safetensors.header(tensors, Map.of());
@@ -118,7 +132,11 @@ public final class KilnFormat {
         }
         Digest graphDigest = new Digest();
         graphDigest.update(ByteBuffer.wrap(graphBytes));
-        byte[] manifest = JSON.writeValueAsBytes(manifest(Signature.of(graph), passes, name, validation, graphDigest, weights));
+        ObjectNode manifestNode = manifest(Signature.of(graph), passes, name, validation, graphDigest, weights);
+        if (source != null) {
+            manifestNode.put("source", source);
+        }
+        byte[] manifest = JSON.writeValueAsBytes(manifestNode);
         Digest manifestDigest = new Digest();
         manifestDigest.update(ByteBuffer.wrap(manifest));
 

@@ -73,6 +73,11 @@ public final class ModelStore {
 
     /** Saves {@code model} to {@code location}; refuses to replace an existing file unless {@code overwrite}. */
     public Path save(CompiledModel model, String name, ValidationReport validation, String location, boolean overwrite) {
+        return save(model, name, null, validation, location, overwrite);
+    }
+
+    /** As {@link #save(CompiledModel, String, ValidationReport, String, boolean)}, recording the model's source. */
+    public Path save(CompiledModel model, String name, String source, ValidationReport validation, String location, boolean overwrite) {
         Path target = toPath(location);
         Path temporary = null;
         FileSystem fs = null;
@@ -87,7 +92,7 @@ public final class ModelStore {
             }
             temporary = new Path(parent, "." + target.getName() + "." + UUID.randomUUID() + ".tmp");
             try (OutputStream out = streamDecorator.apply(fs.create(temporary, false))) {
-                KilnFormat.write(model, name, validation, out);
+                KilnFormat.write(model.graph(), model.passes(), name, source, validation, out);
             }
             rename(fs, temporary, target, overwrite);
             temporary = null;
