@@ -27,7 +27,7 @@ final class BenchCommand implements KilnCli.Command {
     @Override
     public String usage() {
         return String.join("\n",
-                "Usage: bin/kiln bench [--calls 1000] [--rows 262144] [--batch 1,1024] [--threads 1] [--reps 5] [--compiled-only] [--json FILE]",
+                "Usage: bin/kiln bench [--calls 1000] [--rows 262144] [--batch 1,1024] [--threads 1] [--reps 5] [--compiled-only] [--json FILE] [--chart FILE.png]",
                 "",
                 "  --calls    calls per repetition at batch 1",
                 "  --rows     rows per repetition at larger batches (at least 5 calls)",
@@ -37,6 +37,7 @@ final class BenchCommand implements KilnCli.Command {
                 "  --compiled-only  skip the eager runs",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
+                "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
                 "",
                 "Example:",
                 "  bin/kiln bench --batch 1,1024 --threads 1,2 --json bench.json");
@@ -44,7 +45,7 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json"), Set.of("compiled-only", "spark"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart"), Set.of("compiled-only", "spark"));
         if (args.flag("spark")) {
             SparkBenchmark.run(args.getInt("rows", 1_000_000), args.getInt("reps", 3), args.getIntList("batch", "1024").get(0), out);
             return 0;
@@ -55,6 +56,11 @@ final class BenchCommand implements KilnCli.Command {
                 args.getInt("reps", 5), out,
                 !args.flag("compiled-only"));
         List<SeedBenchmark.Result> results = bench.run(args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"));
+        if (args.has("chart")) {
+            Path png = Models.outputFile(args.get("chart", null));
+            dev.kiln.jobs.bench.BenchChart.write(results, png);
+            out.printf("Wrote %s%n", png);
+        }
         if (args.has("json")) {
             Path json = Models.outputFile(args.get("json", null));
             Files.writeString(json, SeedBenchmark.toJson(results), StandardCharsets.UTF_8);

@@ -148,7 +148,10 @@ class KilnCliTest {
     @Test
     void benchWritesTheDocumentedJson(@TempDir Path dir) throws Exception {
         Path json = dir.resolve("bench.json");
-        Result r = kiln("bench", "--calls", "20", "--rows", "40", "--batch", "1,8", "--reps", "1", "--json", json.toString());
+        Path chart = dir.resolve("bench.png");
+        Result r = kiln("bench", "--calls", "20", "--rows", "40", "--batch", "1,8", "--reps", "1", "--json", json.toString(), "--chart", chart.toString());
+        assertThat(chart).isRegularFile();
+        assertThat(Files.readAllBytes(chart)).startsWith((byte) 0x89, (byte) 'P', (byte) 'N', (byte) 'G');
         assertThat(r.code()).as(r.err()).isZero();
         var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readString(json));
         assertThat(root.path("results")).hasSize(4);
