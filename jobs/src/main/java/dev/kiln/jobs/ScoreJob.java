@@ -76,7 +76,8 @@ public final class ScoreJob implements KilnCli.Command {
             Dataset<Row> rows;
             try {
                 rows = spark.read().parquet(input);
-            } catch (RuntimeException e) {
+            } catch (Exception e) {
+                // Spark's AnalysisException (missing path, not Parquet) is a checked exception to Java.
                 throw new KilnException(ErrorCode.IO_ERROR, "Cannot read input table " + input + ": " + firstLine(e.getMessage()), e);
             }
             KilnModel kiln = new KilnModel().setModelUri(model).setInputCols(inputCols).setOutputCols(outputCols)

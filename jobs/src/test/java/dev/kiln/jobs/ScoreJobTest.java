@@ -54,6 +54,14 @@ class ScoreJobTest {
         assertThat(code).as(err.toString(StandardCharsets.UTF_8)).isZero();
         assertThat(out.toString(StandardCharsets.UTF_8)).contains("Scored 8 rows").contains("Kiln scored 8 rows");
 
+        ByteArrayOutputStream missingErr = new ByteArrayOutputStream();
+        Path absent = dir.resolve("absent.parquet");
+        int missing = KilnCli.run(new String[] {"score", "--model", model.toString(), "--input", absent.toString(), "--output", dir.resolve("o").toString(),
+                "--master", "local[2]"}, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+                new PrintStream(missingErr, true, StandardCharsets.UTF_8));
+        assertThat(missing).isEqualTo(1);
+        assertThat(missingErr.toString(StandardCharsets.UTF_8).strip()).startsWith("kiln score: Cannot read input table " + absent).doesNotContain("\n");
+
         SparkSession reader = SparkSession.builder().master("local[2]").config("spark.ui.enabled", "false")
                 .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1").getOrCreate();
         try {
