@@ -7,6 +7,11 @@ import dev.kiln.engine.exec.Validator;
 import dev.kiln.engine.tensor.TensorData;
 import dev.kiln.engine.zoo.ModelZoo;
 import dev.kiln.format.store.ModelStore;
+import dev.kiln.format.onnx.OnnxImporter;
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.ir.Graph;
+import dev.kiln.engine.pass.PassPipeline;
+import java.nio.file.Path;
 import dev.kiln.format.safetensors.Safetensors;
 
 import java.io.PrintStream;
@@ -32,7 +37,8 @@ final class CompileCommand implements KilnCli.Command {
         return String.join("\n",
                 "Usage: bin/kiln compile --model zoo:NAME [--weights FILE.safetensors] --out URI [--samples N] [--no-validate] [--overwrite]",
                 "",
-                "  --model     zoo:seed-mlp (models written with Kiln's block API; ONNX import comes with issue #6)",
+                "  --model     zoo:seed-mlp (a model written with Kiln's block API), or FILE.onnx (as torch.onnx.export writes it;",
+                "              supported ONNX ops are listed when a model uses others)",
                 "  --weights   PyTorch state_dict as safetensors, loaded by name (default: seeded random weights)",
                 "  --out       where to write the .kiln file: a path, file://, hdfs://, s3a://... (written atomically)",
                 "  --samples   random sample batches for the eager-vs-compiled validation (default 3)",
@@ -40,12 +46,16 @@ final class CompileCommand implements KilnCli.Command {
                 "  --overwrite replace an existing file",
                 "",
                 "Example:",
-                "  bin/kiln compile --model zoo:seed-mlp --weights ../shared/models/mlp/weights.safetensors --out mlp.kiln");
+                "  bin/kiln compile --model zoo:seed-mlp --weights ../shared/models/mlp/weights.safetensors --out mlp.kiln",
+                "  bin/kiln compile --model ../shared/models/mlp/model.onnx --out mlp-onnx.kiln");
     }
 
     @Override
     public int run(String[] argv, PrintStream out) {
         Args args = Args.parse(name(), argv, Set.of("model", "weights", "out", "samples"), Set.of("no-validate", "overwrite"));
+        if (args.required("model").endsWith(".onnx")) {
+            return compileOnnx(args, out);
+        }
         ModelZoo.Entry entry = ModelZoo.get(args.required("model"));
         String target = args.required("out");
         if (args.has("weights")) {
@@ -62,6 +72,31 @@ final class CompileCommand implements KilnCli.Command {
                 }
             }
             var written = ModelStore.withDefaults().save(model, entry.name(), "zoo:" + entry.name(), report, target, args.flag("overwrite"));
+            out.printf("Wrote %s (%s; passes: %s)%n", written, model.signature(), String.join(", ", model.passes()));
+            return 0;
+        }
+    }
+
+    /**
+     * An ONNX file: imported, optimized, validated against the unoptimized graph run by the reference kernels, and
+     * written with its source recorded.
+     */
+    private int compileOnnx(Args args, PrintStream out) {
+        Path onnx = Models.existingFile(args.required("model"));
+        Graph imported = OnnxImporter.importModel(onnx);
+        String name = onnx.getFileName().toString().replaceFirst("\\.onnx$", "");
+        try (CompiledModel reference = new CompiledModel(imported, List.of(), CpuBackend.INSTANCE);
+             CompiledModel model = Kiln.compile(imported, PassPipeline.standard(), CpuBackend.INSTANCE)) {
+            ValidationReport report = null;
+            if (!args.flag("no-validate")) {
+                report = Validator.validate(reference, model, samples(model, args.getInt("samples", 3)));
+                out.print(report.toString().replace("eager vs compiled", "unoptimized vs optimized"));
+                if (!report.passed()) {
+                    out.println("Not writing a model whose optimized graph does not match the imported one.");
+                    return 1;
+                }
+            }
+            var written = ModelStore.withDefaults().save(model, name, "onnx:" + onnx.toAbsolutePath(), report, args.required("out"), args.flag("overwrite"));
             out.printf("Wrote %s (%s; passes: %s)%n", written, model.signature(), String.join(", ", model.passes()));
             return 0;
         }

@@ -24,7 +24,7 @@ final class ValidateCommand implements KilnCli.Command {
 
     @Override
     public String summary() {
-        return "re-run eager vs compiled for a stored model (built from a zoo block) and print the report";
+        return "re-run eager vs compiled for a stored model (built from a zoo block or an ONNX file) and print the report";
     }
 
     @Override
@@ -47,9 +47,19 @@ final class ValidateCommand implements KilnCli.Command {
         String location = args.required("model");
         KilnFormat.ModelFile file = ModelStore.withDefaults().load(location);
         String source = file.source();
+        if (source != null && source.startsWith("onnx:")) {
+            java.nio.file.Path onnx = Models.existingFile(source.substring("onnx:".length()));
+            try (CompiledModel reference = new CompiledModel(dev.kiln.format.onnx.OnnxImporter.importModel(onnx), java.util.List.of(),
+                    dev.kiln.engine.backend.cpu.CpuBackend.INSTANCE); CompiledModel model = file.toCompiledModel()) {
+                ValidationReport report = Validator.validate(reference, model, CompileCommand.samples(model, args.getInt("samples", 3)));
+                out.printf("Model %s (%s, content hash %s)%n", file.name(), source, file.contentHash());
+                out.print(report.toString().replace("eager vs compiled", "re-imported unoptimized vs stored"));
+                return report.passed() ? 0 : 1;
+            }
+        }
         if (source == null || !source.startsWith("zoo:")) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT,
-                    "Model %s records no Java-block source (manifest 'source' is %s); validate rebuilds zoo models (ONNX sources come with issue #6)",
+                    "Model %s records no source to rebuild (manifest 'source' is %s); validate rebuilds zoo models and re-imports ONNX files",
                     location, source == null ? "missing" : "'" + source + "'");
         }
         ModelZoo.Entry entry = ModelZoo.get(source);

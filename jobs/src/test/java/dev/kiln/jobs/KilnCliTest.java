@@ -91,6 +91,28 @@ class KilnCliTest {
     }
 
     @Test
+    void compileFromOnnxThenRunReproducesPyTorch(@TempDir Path dir) {
+        Path model = dir.resolve("mlp-onnx.kiln");
+        Result compile = kiln("compile", "--model", MLP.resolve("model.onnx").toString(), "--out", model.toString());
+        assertThat(compile.code()).as(compile.err()).isZero();
+        assertThat(compile.out()).contains("unoptimized vs optimized").contains("PASSED");
+        Path output = dir.resolve("y.safetensors");
+        assertThat(kiln("run", "--model", model.toString(), "--input", MLP.resolve("inputs.safetensors").toString(), "--output", output.toString()).code()).isZero();
+        float[] actual = Safetensors.read(output).get("y").toFloatArray();
+        float[] e = Safetensors.read(MLP.resolve("expected.safetensors")).get("y").toFloatArray();
+        for (int i = 0; i < e.length; i++) {
+            assertThat(actual[i]).as("element %d", i).isCloseTo(e[i], within((float) (1e-6 + 1e-4 * Math.abs(e[i]))));
+        }
+        Result validate = kiln("validate", "--model", model.toString());
+        assertThat(validate.code()).as(validate.err()).isZero();
+        assertThat(validate.out()).contains("onnx:").contains("PASSED");
+        Result cnn = kiln("compile", "--model", MLP.resolveSibling("cnn").resolve("model.onnx").toString(), "--out", dir.resolve("cnn.kiln").toString());
+        assertThat(cnn.code()).isEqualTo(1);
+        assertThat(cnn.err()).contains("unsupported nodes").contains("Conv at node");
+        assertThat(dir.resolve("cnn.kiln")).doesNotExist();
+    }
+
+    @Test
     void badArgumentsPrintUsageAndExitTwo() {
         Result unknownOption = kiln("run", "--modle", "x.kiln");
         assertThat(unknownOption.code()).isEqualTo(2);
@@ -142,7 +164,7 @@ class KilnCliTest {
         }
         Result refused = kiln("validate", "--model", noSource.toString());
         assertThat(refused.code()).isEqualTo(1);
-        assertThat(refused.err()).contains("records no Java-block source");
+        assertThat(refused.err()).contains("records no source to rebuild");
     }
 
     @Test

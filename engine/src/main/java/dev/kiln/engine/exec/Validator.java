@@ -29,6 +29,35 @@ public final class Validator {
         if (block.isHybridized()) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Validate against the block before hybridize(): a hybridized block runs compiled, not eagerly");
         }
+        return compare(sample -> {
+            List<Tensor> inputs = new ArrayList<>();
+            for (String inputName : model.graph().inputNames()) {
+                inputs.add(Tensor.of(sample.get(inputName)));
+            }
+            List<float[]> out = new ArrayList<>();
+            for (Tensor t : block.forwardAll(inputs.toArray(new Tensor[0]))) {
+                out.add(t.toFloatArray());
+            }
+            return out;
+        }, model, samples, rtol, atol);
+    }
+
+    /**
+     * Compares {@code model} with a reference model on the same inputs: for graphs without an eager block (imported
+     * ONNX), the reference is the unoptimized graph run by the reference kernels.
+     */
+    public static ValidationReport validate(CompiledModel reference, CompiledModel model, List<Map<String, TensorData>> samples) {
+        return compare(sample -> {
+            List<float[]> out = new ArrayList<>();
+            for (TensorData t : reference.run(sample).values()) {
+                out.add(t.toFloatArray());
+            }
+            return out;
+        }, model, samples, DEFAULT_RTOL, DEFAULT_ATOL);
+    }
+
+    private static ValidationReport compare(java.util.function.Function<Map<String, TensorData>, List<float[]>> reference, CompiledModel model,
+            List<Map<String, TensorData>> samples, double rtol, double atol) {
         List<String> names = model.graph().outputNames();
         double[] maxAbs = new double[names.size()];
         double[] maxRel = new double[names.size()];
@@ -36,14 +65,10 @@ public final class Validator {
         boolean[] ok = new boolean[names.size()];
         java.util.Arrays.fill(ok, true);
         for (Map<String, TensorData> sample : samples) {
-            List<Tensor> inputs = new ArrayList<>();
-            for (String inputName : model.graph().inputNames()) {
-                inputs.add(Tensor.of(sample.get(inputName)));
-            }
-            List<Tensor> eager = block.forwardAll(inputs.toArray(new Tensor[0]));
+            List<float[]> eager = reference.apply(sample);
             Map<String, TensorData> compiled = model.run(sample);
             for (int i = 0; i < names.size(); i++) {
-                float[] expected = eager.get(i).toFloatArray();
+                float[] expected = eager.get(i);
                 float[] actual = compiled.get(names.get(i)).toFloatArray();
                 if (expected.length != actual.length) {
                     throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "Output '%s': eager has %d values, compiled %d", names.get(i), expected.length, actual.length);

@@ -1,0 +1,188 @@
+package dev.kiln.format.onnx;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ir.GraphBuilder;
+import dev.kiln.engine.ir.Value;
+import dev.kiln.engine.ops.OpRegistry;
+import dev.kiln.engine.tensor.DType;
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.format.onnx.proto.Onnx;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * ONNX op converters: each ONNX op maps onto Kiln IR ops (one converter per op, with a check of the attributes it
+ * cannot honour). The supported set is what {@link #supported()} lists; docs/FORMAT.md's op reference lists the IR ops.
+ */
+final class OnnxOps {
+    /** Converts one node. */
+    private interface Converter {
+        void convert(Onnx.NodeProto node, OnnxImporter in);
+    }
+
+    /** Returns null when the node can be converted, else why not ("" when the op is unknown). */
+    private interface Check {
+        String check(Onnx.NodeProto node, OnnxImporter.Context context);
+    }
+
+    private record Entry(Converter converter, Check check) { }
+
+    private static final Map<String, Entry> OPS = new TreeMap<>();
+
+    static {
+        for (String[] binary : new String[][] {{"Add", OpRegistry.ADD}, {"Sub", OpRegistry.SUB}, {"Mul", OpRegistry.MUL}, {"Div", OpRegistry.DIV},
+                {"Pow", OpRegistry.POW}}) {
+            register(binary[0], (n, in) -> in.define(n.getOutput(0), in.builder().add1(binary[1], Attributes.EMPTY, n.getName(), in.value(n.getInput(0)), in.value(n.getInput(1)))),
+                    (n, c) -> null);
+        }
+        for (String[] unary : new String[][] {{"Sqrt", OpRegistry.SQRT}, {"Exp", OpRegistry.EXP}, {"Log", OpRegistry.LOG}, {"Erf", OpRegistry.ERF},
+                {"Tanh", "tanh"}, {"Sigmoid", "sigmoid"}, {"Relu", "relu"}, {"Identity", OpRegistry.IDENTITY}}) {
+            register(unary[0], (n, in) -> in.define(n.getOutput(0), in.builder().add1(unary[1], Attributes.EMPTY, n.getName(), in.value(n.getInput(0)))),
+                    (n, c) -> null);
+        }
+        register("Dropout", (n, in) -> in.define(n.getOutput(0), in.value(n.getInput(0))),
+                (n, c) -> n.getOutputCount() > 1 && !n.getOutput(1).isEmpty() ? "the mask output is not supported (inference only)" : null);
+        register("Softmax", (n, in) -> in.define(n.getOutput(0),
+                in.builder().add1(OpRegistry.SOFTMAX, Attributes.of("axis", intAttr(n, "axis", -1)), n.getName(), in.value(n.getInput(0)))), (n, c) -> null);
+        register("MatMul", (n, in) -> in.define(n.getOutput(0),
+                in.builder().add1(OpRegistry.MATMUL, Attributes.EMPTY, n.getName(), in.value(n.getInput(0)), in.value(n.getInput(1)))), (n, c) -> null);
+        register("Gemm", OnnxOps::gemm, (n, c) -> {
+            if (floatAttr(n, "alpha", 1f) != 1f || floatAttr(n, "beta", 1f) != 1f) {
+                return "alpha and beta other than 1 are not supported";
+            }
+            if (intAttr(n, "transA", 0) != 0) {
+                return "transA=1 is not supported";
+            }
+            return null;
+        });
+        register("Flatten", (n, in) -> in.define(n.getOutput(0),
+                in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", new long[] {0, -1}), n.getName(), in.value(n.getInput(0)))),
+                (n, c) -> intAttr(n, "axis", 1) != 1 ? "axis other than 1 is not supported" : null);
+        register("Reshape", (n, in) -> {
+            long[] shape = longs(in.constant(n.getInput(1)), n.getInput(1));
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", shape), n.getName(), in.value(n.getInput(0))));
+        }, (n, c) -> intAttr(n, "allowzero", 0) != 0 ? "allowzero=1 is not supported" : c.isConstant(n.getInput(1)) ? null : "a shape computed at run time is not supported");
+        register("Transpose", (n, in) -> {
+            Value x = in.value(n.getInput(0));
+            long[] perm = intsAttr(n, "perm");
+            if (perm == null) {
+                int rank = x.type().rank();
+                perm = new long[rank];
+                for (int i = 0; i < rank; i++) {
+                    perm[i] = rank - 1 - i;
+                }
+            }
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.TRANSPOSE, Attributes.of("perm", perm), n.getName(), x));
+        }, (n, c) -> null);
+        register("Concat", (n, in) -> {
+            List<Value> inputs = n.getInputList().stream().map(in::value).toList();
+            in.define(n.getOutput(0), in.builder().add(OpRegistry.CONCAT, Attributes.of("axis", intAttr(n, "axis", 0)), inputs, n.getName()).get(0));
+        }, (n, c) -> null);
+        register("ReduceMean", (n, in) -> reduce(n, in, OpRegistry.REDUCE_MEAN, intsAttr(n, "axes")),
+                (n, c) -> intsAttr(n, "axes") == null ? "reducing over all axes is not supported" : null);
+        register("ReduceSum", (n, in) -> reduce(n, in, OpRegistry.REDUCE_SUM, longs(in.constant(n.getInput(1)), n.getInput(1))),
+                (n, c) -> n.getInputCount() < 2 || !c.isConstant(n.getInput(1)) ? "axes must be a constant input" : null);
+        register("Constant", (n, in) -> {
+            TensorData data = in.tensor(n.getAttribute(0).getT());
+            in.defineConstant(n.getOutput(0), data);
+            if (data.dtype() == DType.FLOAT32) {
+                in.define(n.getOutput(0), in.builder().constant(data));
+            }
+        }, (n, c) -> n.getAttributeCount() != 1 || !n.getAttribute(0).getName().equals("value") ? "only the 'value' attribute is supported" : null);
+    }
+
+    private OnnxOps() {
+    }
+
+    private static void register(String op, Converter converter, Check check) {
+        OPS.put(op, new Entry(converter, check));
+    }
+
+    static Set<String> supported() {
+        return OPS.keySet();
+    }
+
+    /** Null when the node converts; otherwise the reason ("" for an unknown op). */
+    static String check(Onnx.NodeProto node, OnnxImporter.Context context) {
+        if (!node.getDomain().isEmpty() && !node.getDomain().equals("ai.onnx")) {
+            return "domain '" + node.getDomain() + "' is not supported";
+        }
+        Entry entry = OPS.get(node.getOpType());
+        return entry == null ? "" : entry.check().check(node, context);
+    }
+
+    static void convert(Onnx.NodeProto node, OnnxImporter in) {
+        OPS.get(node.getOpType()).converter().convert(node, in);
+    }
+
+    /** Gemm as PyTorch's Linear exports it: x W^T + b (transB=1) becomes one dense node; otherwise matmul and add. */
+    private static void gemm(Onnx.NodeProto n, OnnxImporter in) {
+        GraphBuilder b = in.builder();
+        Value a = in.value(n.getInput(0));
+        Value w = in.value(n.getInput(1));
+        Value c = n.getInputCount() > 2 && !n.getInput(2).isEmpty() ? in.value(n.getInput(2)) : null;
+        Value y;
+        if (intAttr(n, "transB", 0) == 1 && (c == null || c.type().rank() == 1)) {
+            y = c == null ? b.add1(OpRegistry.DENSE, Attributes.of("activation", "none"), n.getName(), a, w)
+                    : b.add1(OpRegistry.DENSE, Attributes.of("activation", "none"), n.getName(), a, w, c);
+        } else {
+            Value wt = intAttr(n, "transB", 0) == 1 ? b.add1(OpRegistry.TRANSPOSE, Attributes.of("perm", new long[] {1, 0}), n.getName(), w) : w;
+            y = b.add1(OpRegistry.MATMUL, Attributes.EMPTY, n.getName(), a, wt);
+            if (c != null) {
+                y = b.add1(OpRegistry.ADD, Attributes.EMPTY, n.getName(), y, c);
+            }
+        }
+        in.define(n.getOutput(0), y);
+    }
+
+    private static void reduce(Onnx.NodeProto n, OnnxImporter in, String op, long[] axes) {
+        in.define(n.getOutput(0), in.builder().add1(op, Attributes.of("axes", axes, "keepdims", intAttr(n, "keepdims", 1)), n.getName(),
+                in.value(n.getInput(0))));
+    }
+
+    static long[] longs(TensorData data, String name) {
+        if (data == null || data.dtype() != DType.INT64) {
+            throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "input '%s' must be a constant int64 tensor", name);
+        }
+        ByteBuffer bytes = data.bytes().order(ByteOrder.LITTLE_ENDIAN);
+        long[] out = new long[(int) data.elementCount()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = bytes.getLong(i * 8);
+        }
+        return out;
+    }
+
+    static long intAttr(Onnx.NodeProto node, String name, long defaultValue) {
+        for (Onnx.AttributeProto a : node.getAttributeList()) {
+            if (a.getName().equals(name)) {
+                return a.getI();
+            }
+        }
+        return defaultValue;
+    }
+
+    static float floatAttr(Onnx.NodeProto node, String name, float defaultValue) {
+        for (Onnx.AttributeProto a : node.getAttributeList()) {
+            if (a.getName().equals(name)) {
+                return a.getF();
+            }
+        }
+        return defaultValue;
+    }
+
+    static long[] intsAttr(Onnx.NodeProto node, String name) {
+        for (Onnx.AttributeProto a : node.getAttributeList()) {
+            if (a.getName().equals(name)) {
+                return a.getIntsList().stream().mapToLong(Long::longValue).toArray();
+            }
+        }
+        return null;
+    }
+}

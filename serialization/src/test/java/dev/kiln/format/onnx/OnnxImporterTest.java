@@ -1,0 +1,56 @@
+package dev.kiln.format.onnx;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.ir.Graph;
+import dev.kiln.engine.ir.GraphPrinter;
+import dev.kiln.engine.pass.PassPipeline;
+import dev.kiln.engine.pass.Passes;
+import dev.kiln.format.ReferenceModels;
+import org.junit.jupiter.api.Test;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class OnnxImporterTest {
+    @Test
+    void theMlpImportedFromOnnxReproducesPyTorch() {
+        Graph imported = OnnxImporter.importModel(ReferenceModels.dir("mlp").resolve("model.onnx"));
+        assertThat(imported.inputNames()).containsExactly("x");
+        assertThat(imported.outputNames()).containsExactly("y");
+        assertThat(imported.inputs().get(0).type().toString()).isEqualTo("float32[batch, 512]");
+        try (CompiledModel model = dev.kiln.engine.Kiln.compile(imported, new PassPipeline(Passes.standard(), true), CpuBackend.INSTANCE)) {
+            // Gemm(transB=1) + Relu fuse into three dense nodes, the same graph as the block API's.
+            assertThat(model.graph().opCounts()).containsEntry("dense", 3).doesNotContainKey("relu");
+            assertThat(GraphPrinter.print(model.graph())).contains("{activation=relu}");
+            float[] y = model.run(ReferenceModels.inputs("mlp")).get("y").toFloatArray();
+            float[] expected = ReferenceModels.expected("mlp").get("y").toFloatArray();
+            for (int i = 0; i < expected.length; i++) {
+                assertThat((double) y[i]).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(1e-6 + 1e-4 * Math.abs(expected[i])));
+            }
+        }
+    }
+
+    @Test
+    void unsupportedNodesAreAllListedInOneError() {
+        assertThatThrownBy(() -> OnnxImporter.importModel(ReferenceModels.dir("cnn").resolve("model.onnx")))
+                .isInstanceOf(KilnException.class)
+                .hasMessageContaining("cnn/model.onnx has")
+                .hasMessageContaining("Conv at node '/conv1/Conv' (opset 13)")
+                .hasMessageContaining("MaxPool at node")
+                .hasMessageContaining("GlobalAveragePool at node")
+                .hasMessageContaining("Supported ops: Add, Concat, Constant")
+                .extracting(e -> ((KilnException) e).code()).isEqualTo(ErrorCode.UNSUPPORTED_OP);
+    }
+
+    @Test
+    void aFileThatIsNotOnnxIsRefusedNamingIt(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path bad = dir.resolve("bad.onnx");
+        java.nio.file.Files.write(bad, new byte[] {(byte) 0xff, (byte) 0xff, (byte) 0xff, 1, 2, 3});
+        assertThatThrownBy(() -> OnnxImporter.importModel(bad))
+                .isInstanceOf(KilnException.class)
+                .hasMessageContaining("Cannot read ONNX model " + bad);
+    }
+}
