@@ -31,6 +31,8 @@ public final class OpRegistry {
     public static final String REDUCE_MEAN = "reduce_mean";
     public static final String REDUCE_SUM = "reduce_sum";
     public static final String EXPAND_LIKE = "expand_like";
+    public static final String CONV2D = "conv2d";
+    public static final String MAX_POOL2D = "max_pool2d";
     public static final String CONSTANT = "constant";
     public static final String PARAMETER = "parameter";
 
@@ -67,6 +69,8 @@ public final class OpRegistry {
         register(ops, new ReduceOp(REDUCE_MEAN, true));
         register(ops, new ReduceOp(REDUCE_SUM, false));
         register(ops, new ExpandOp());
+        register(ops, new Conv2dOp());
+        register(ops, new MaxPool2dOp());
         register(ops, SourceOp.constant());
         register(ops, SourceOp.parameter());
         return Collections.unmodifiableMap(ops);

@@ -89,6 +89,55 @@ final class OnnxOps {
                 (n, c) -> intsAttr(n, "axes") == null ? "reducing over all axes is not supported" : null);
         register("ReduceSum", (n, in) -> reduce(n, in, OpRegistry.REDUCE_SUM, longs(in.constant(n.getInput(1)), n.getInput(1))),
                 (n, c) -> n.getInputCount() < 2 || !c.isConstant(n.getInput(1)) ? "axes must be a constant input" : null);
+        register("Conv", (n, in) -> {
+            Value x = in.value(n.getInput(0));
+            Value w = in.value(n.getInput(1));
+            Attributes attrs = Attributes.of("groups", intAttr(n, "group", 1));
+            long[] strides = intsAttr(n, "strides");
+            long[] pads = intsAttr(n, "pads");
+            long[] dilations = intsAttr(n, "dilations");
+            if (strides != null) {
+                attrs = attrs.with("strides", strides);
+            }
+            if (pads != null) {
+                attrs = attrs.with("pads", pads);
+            }
+            if (dilations != null) {
+                attrs = attrs.with("dilations", dilations);
+            }
+            List<Value> inputs = n.getInputCount() > 2 && !n.getInput(2).isEmpty() ? List.of(x, w, in.value(n.getInput(2))) : List.of(x, w);
+            in.define(n.getOutput(0), in.builder().add(OpRegistry.CONV2D, attrs, inputs, n.getName()).get(0));
+        }, (n, c) -> {
+            String autoPad = stringAttr(n, "auto_pad", "NOTSET");
+            if (!autoPad.equals("NOTSET") && !autoPad.equals("VALID")) {
+                return "auto_pad=" + autoPad + " is not supported; export with explicit pads";
+            }
+            long[] k = intsAttr(n, "kernel_shape");
+            return k != null && k.length != 2 ? "only 2-D convolutions are supported" : null;
+        });
+        register("MaxPool", (n, in) -> {
+            Attributes attrs = Attributes.of("kernel", intsAttr(n, "kernel_shape"));
+            if (intsAttr(n, "strides") != null) {
+                attrs = attrs.with("strides", intsAttr(n, "strides"));
+            }
+            if (intsAttr(n, "pads") != null) {
+                attrs = attrs.with("pads", intsAttr(n, "pads"));
+            }
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.MAX_POOL2D, attrs, n.getName(), in.value(n.getInput(0))));
+        }, (n, c) -> {
+            long[] k = intsAttr(n, "kernel_shape");
+            long[] d = intsAttr(n, "dilations");
+            if (k == null || k.length != 2) {
+                return "only 2-D pooling is supported";
+            }
+            if (intAttr(n, "ceil_mode", 0) != 0 || d != null && (d[0] != 1 || d[1] != 1) || n.getOutputCount() > 1) {
+                return "ceil_mode, dilations and the indices output are not supported";
+            }
+            return null;
+        });
+        register("GlobalAveragePool", (n, in) -> in.define(n.getOutput(0), in.builder().add1(OpRegistry.REDUCE_MEAN,
+                Attributes.of("axes", new long[] {2, 3}, "keepdims", 1), n.getName(), in.value(n.getInput(0)))),
+                (n, c) -> null);
         register("Constant", (n, in) -> {
             TensorData data = in.tensor(n.getAttribute(0).getT());
             in.defineConstant(n.getOutput(0), data);
@@ -172,6 +221,15 @@ final class OnnxOps {
         for (Onnx.AttributeProto a : node.getAttributeList()) {
             if (a.getName().equals(name)) {
                 return a.getF();
+            }
+        }
+        return defaultValue;
+    }
+
+    static String stringAttr(Onnx.NodeProto node, String name, String defaultValue) {
+        for (Onnx.AttributeProto a : node.getAttributeList()) {
+            if (a.getName().equals(name)) {
+                return a.getS().toStringUtf8();
             }
         }
         return defaultValue;
