@@ -39,7 +39,7 @@ public final class ExecutorModels {
     public static final class Lease implements AutoCloseable {
         private final Cached cached;
         private final Executor executor;
-        private boolean returned;
+        private final java.util.concurrent.atomic.AtomicBoolean returned = new java.util.concurrent.atomic.AtomicBoolean();
 
         private Lease(Cached cached, Executor executor) {
             this.cached = cached;
@@ -56,9 +56,13 @@ public final class ExecutorModels {
 
         @Override
         public void close() {
-            if (!returned) {
-                returned = true;
-                executor.unbindInputs();
+            if (returned.compareAndSet(false, true)) {
+                try {
+                    executor.unbindInputs();
+                } catch (RuntimeException e) {
+                    executor.close();
+                    throw e;
+                }
                 cached.pool().addFirst(executor);
             }
         }
@@ -72,7 +76,12 @@ public final class ExecutorModels {
         if (executor == null) {
             executor = cached.model().newExecutor(capacity);
         }
-        executor.ensureCapacity(capacity);
+        try {
+            executor.ensureCapacity(capacity);
+        } catch (RuntimeException e) {
+            executor.close();
+            throw e;
+        }
         return new Lease(cached, executor);
     }
 
@@ -98,13 +107,22 @@ public final class ExecutorModels {
         SparkEnv env = SparkEnv.get();
         if (env != null && env.conf().contains("spark.kiln.threads")) {
             threads = env.conf().getInt("spark.kiln.threads", 1);
-        } else if (System.getenv("OMP_NUM_THREADS") != null) {
-            threads = Integer.parseInt(System.getenv("OMP_NUM_THREADS").trim());
+        } else if (leadingInt(System.getenv("OMP_NUM_THREADS")) > 0) {
+            threads = leadingInt(System.getenv("OMP_NUM_THREADS"));
         } else {
             threads = env == null ? 1 : Math.max(1, env.conf().getInt("spark.task.cpus", 1));
         }
         CpuBackend.setBlasThreads(threads);
         LOG.info("Kiln uses {} BLAS thread(s) per task", threads);
+    }
+
+    /** The first number of an OMP_NUM_THREADS value ("4", "4,2"), or -1. */
+    static int leadingInt(String value) {
+        if (value == null) {
+            return -1;
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("^\\s*(\\d+)").matcher(value);
+        return m.find() ? Integer.parseInt(m.group(1)) : -1;
     }
 
     /** How many models this JVM has loaded (tests prove one load per executor JVM). */

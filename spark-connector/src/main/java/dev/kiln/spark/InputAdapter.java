@@ -147,6 +147,9 @@ public abstract class InputAdapter implements Serializable {
             } else {
                 Platform.setMemory(address, (byte) 0, 4L * width);
                 ArrayData indices = vector.getArray(2);
+                if (indices.numElements() != values.numElements()) {
+                    return "sparse vector has " + indices.numElements() + " indices but " + values.numElements() + " values";
+                }
                 for (int k = 0; k < indices.numElements(); k++) {
                     int i = indices.getInt(k);
                     if (i < 0 || i >= width) {

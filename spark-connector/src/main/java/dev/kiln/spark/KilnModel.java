@@ -264,6 +264,13 @@ public class KilnModel extends Transformer {
         OutputColumn.Transform transform = transformOf($(outputTransform));
         List<OutputColumn> outputs = new ArrayList<>();
         List<StructField> fields = new ArrayList<>(Arrays.asList(schema.fields()));
+        java.util.Set<String> names = new java.util.HashSet<>();
+        for (String name : outs) {
+            if (!names.add(name.toLowerCase(Locale.ROOT)) || ($(onError).equals("null") && name.equalsIgnoreCase($(errorCol)))) {
+                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Output column '%s' is named twice (output columns %s, error column '%s')",
+                        name, Arrays.toString(outs), $(errorCol));
+            }
+        }
         for (int o = 0; o < outs.length; o++) {
             requireAbsent(schema, outs[o]);
             OutputColumn column = new OutputColumn(outs[o], o, rowWidth(modelOutputs.get(o), "output"), transform);
@@ -282,7 +289,7 @@ public class KilnModel extends Transformer {
     }
 
     private static void requireAbsent(StructType schema, String name) {
-        if (Arrays.asList(schema.fieldNames()).contains(name)) {
+        if (Arrays.stream(schema.fieldNames()).anyMatch(existing -> existing.equalsIgnoreCase(name))) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Output column '%s' already exists in the input; choose another name", name);
         }
     }

@@ -53,7 +53,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private long rowsBefore;
     private int count;
     private int cursor;
-    private boolean closed;
+    private volatile boolean closed;
     private long outputNanos;
 
     PartitionScorer(ScoringPlan plan, Iterator<InternalRow> input, TaskContext task) {
@@ -118,11 +118,11 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
 
     @Override
     public boolean hasNext() {
-        if (cursor < count) {
-            return true;
-        }
         if (closed) {
             return false;
+        }
+        if (cursor < count) {
+            return true;
         }
         if (!input.hasNext()) {
             close();
@@ -132,7 +132,11 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         return count > 0;
     }
 
-    private void scoreNextBatch() {
+    /** Synchronized with {@link #close}: a completion listener on another thread waits for the batch to finish. */
+    private synchronized void scoreNextBatch() {
+        if (closed) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The partition scorer was closed (task completed) while reading input");
+        }
         long start = System.nanoTime();
         rowsBefore += count;
         count = 0;
@@ -230,7 +234,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     @Override
     public InternalRow next() {
         if (!hasNext()) {
-            throw new NoSuchElementException();
+            throw new NoSuchElementException(closed ? "the partition scorer is closed" : "no more rows");
         }
         long start = System.nanoTime();
         int r = cursor++;
@@ -249,7 +253,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) {
             return;
         }

@@ -290,6 +290,8 @@ class KilnModelTest {
                 .hasMessageContaining("takes 2 values per row but 3 numeric columns were given");
         assertThatThrownBy(() -> new KilnModel().setModelUri(handUri).setInputCols("a", "a").setOutputCols("y").transformSchema(schema))
                 .hasMessageContaining("Output column 'y' already exists");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(handUri).setInputCols("a", "a").setOutputCols("Kiln_Error").setOnError("null").transformSchema(schema))
+                .hasMessageContaining("Output column 'Kiln_Error' is named twice");
         StructType ok = new KilnModel().setModelUri(handUri).setInputCols("a", "a").setOnError("null").transformSchema(schema);
         assertThat(ok.fieldNames()).containsExactly("features", "a", "y", "prediction", "kiln_error");
     }

@@ -105,6 +105,7 @@ public final class CompiledModel implements AutoCloseable {
         if (executor == null) {
             executor = newExecutor(Math.max(1, batch));
         }
+        // From here the executor is ours: released (pooled or closed) in the finally below.
         try {
             List<Value> graphInputs = graph.inputs();
             for (int i = 0; i < graphInputs.size(); i++) {
@@ -123,12 +124,19 @@ public final class CompiledModel implements AutoCloseable {
             }
             return out;
         } finally {
-            if (closed) {
-                executor.close();
-            } else {
+            release(executor);
+        }
+    }
+
+    /** Returns a pooled executor, or closes it when the model closed meanwhile (checked under the model's lock). */
+    private void release(Executor executor) {
+        synchronized (this) {
+            if (!closed) {
                 pool.addFirst(executor);
+                return;
             }
         }
+        executor.close();
     }
 
     /** Checks inputs against the signature and returns the batch they agree on. */
@@ -173,10 +181,14 @@ public final class CompiledModel implements AutoCloseable {
         while ((e = pool.pollFirst()) != null) {
             e.close();
         }
-        Backend.LoadedModel l = loaded;
-        if (l != null) {
-            l.close();
+        Backend.LoadedModel l;
+        synchronized (this) {
+            l = loaded;
             loaded = null;
+        }
+        if (l != null) {
+            // Frees the weights once every executor (pooled ones above, callers' own ones later) is closed.
+            l.close();
         }
     }
 

@@ -67,6 +67,12 @@ public final class DenseActivationFusion implements Pass {
         return b.outputsOf(graph).build();
     }
 
+    /** A rank-2 transpose with perm [1, 0] (negative axes allowed); [0, 1] is the identity and must not fuse. */
+    private static boolean swapsTheTwoAxes(Node transpose) {
+        long[] perm = transpose.attributes().getLongs("perm");
+        return perm.length == 2 && (perm[0] + 2) % 2 == 1 && (perm[1] + 2) % 2 == 0;
+    }
+
     private static boolean singleInternalUse(Graph graph, Value v) {
         return graph.users(v).size() == 1 && !graph.isOutput(v);
     }
@@ -80,6 +86,7 @@ public final class DenseActivationFusion implements Pass {
         if (start.op().equals(OpRegistry.MATMUL)) {
             Node transpose = graph.producer(start.input(1));
             if (transpose == null || !transpose.op().equals(OpRegistry.TRANSPOSE) || transpose.input(0).type().rank() != 2
+                    || !swapsTheTwoAxes(transpose) || start.input(0) == start.input(1)
                     || start.input(0).type().rank() < 2 || !singleInternalUse(graph, start.input(1))) {
                 return null;
             }

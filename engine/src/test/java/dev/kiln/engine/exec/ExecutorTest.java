@@ -69,6 +69,23 @@ class ExecutorTest {
     }
 
     @Test
+    void closingTheModelKeepsWeightsAliveForOpenExecutorsAndRefusesNewOnes() {
+        long before = dev.kiln.engine.backend.cpu.CpuBackend.offHeapBytes();
+        CompiledModel model = Kiln.compile(handModel(), SIGNATURE);
+        Executor executor = model.newExecutor(2);
+        model.close();
+        executor.setInput(0, new float[] {3, 1}, 0, 1);
+        executor.run(1);
+        float[] out = new float[2];
+        executor.getOutput(0, out, 0);
+        assertThat(out).containsExactly(5.5f, 0f);
+        assertThatThrownBy(() -> model.newExecutor(1)).isInstanceOf(KilnException.class).hasMessageContaining("closed");
+        executor.close();
+        assertThatThrownBy(() -> executor.getOutput(0, out, 0)).isInstanceOf(KilnException.class).hasMessageContaining("closed");
+        assertThat(dev.kiln.engine.backend.cpu.CpuBackend.offHeapBytes()).as("weights freed once the last executor closed").isEqualTo(before);
+    }
+
+    @Test
     void nanInputsFlowThroughWithoutError() {
         try (CompiledModel model = Kiln.compile(handModel(), SIGNATURE)) {
             float[] y = model.run(Map.of("x", TensorData.ofFloats(new long[] {2, 2}, new float[] {Float.NaN, 1, 1, 1}))).get("y").toFloatArray();

@@ -66,6 +66,19 @@ class DenseActivationFusionTest {
     }
 
     @Test
+    void doesNotFireOnAnIdentityTranspose() {
+        // matmul(x, transpose(W, [0, 1])) is x W, not x W^T: fusing it into dense would transpose W.
+        GraphBuilder b = new GraphBuilder();
+        Value x = input(b, "x", Shape.batched(3));
+        Value w = b.parameter("w", TensorData.ofFloats(new long[] {3, 3}, new float[9]));
+        Value same = op(b, OpRegistry.TRANSPOSE, Attributes.of("perm", new long[] {0, 1}), w);
+        b.output("y", op(b, OpRegistry.MATMUL, x, same));
+        Graph graph = b.build();
+
+        assertThat(FUSE.apply(graph)).isSameAs(graph);
+    }
+
+    @Test
     void doesNotFireOnAMatmulOfTwoInputs() {
         GraphBuilder b = new GraphBuilder();
         Value x = input(b, "x", Shape.batched(4, 4));

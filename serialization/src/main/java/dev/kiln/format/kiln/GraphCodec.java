@@ -186,7 +186,7 @@ public final class GraphCodec {
         List<Value> outputs = new ArrayList<>();
         List<String> outputNames = new ArrayList<>();
         for (JsonNode o : require(root, "outputs", source)) {
-            Value v = values.get(o.path("value").asInt());
+            Value v = o.path("value").isInt() ? values.get(o.path("value").asInt()) : null;
             if (v == null) {
                 throw corrupt(source, "output '%s' refers to undefined value %d", o.path("name").asText(), o.path("value").asInt());
             }

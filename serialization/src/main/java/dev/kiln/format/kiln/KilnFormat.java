@@ -99,11 +99,22 @@ public final class KilnFormat {
 
     // ---- writing ------------------------------------------------------------------------------------------------
 
+    /** Writes to a temporary file beside {@code file}, then moves it into place (a reader never sees a partial file). */
     public static void write(CompiledModel model, String name, ValidationReport validation, Path file) {
-        try (OutputStream out = Files.newOutputStream(file)) {
-            write(model, name, validation, out);
+        Path temporary = file.resolveSibling("." + file.getFileName() + "." + java.util.UUID.randomUUID() + ".tmp");
+        try {
+            try (OutputStream out = Files.newOutputStream(temporary)) {
+                write(model, name, validation, out);
+            }
+            Files.move(temporary, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw new KilnException(ErrorCode.IO_ERROR, "Cannot write model file " + file + ": " + e.getMessage(), e);
+        } finally {
+            try {
+                Files.deleteIfExists(temporary);
+            } catch (IOException ignored) {
+                // The write's own failure is what matters.
+            }
         }
     }
 

@@ -54,11 +54,15 @@ public final class ModelStore {
     /** A Hadoop path for a URI or a plain local path (relative paths resolve against the working directory). */
     public static Path toPath(String location) {
         requireNonNull(location, "location is null");
-        URI uri = URI.create(location.replace(" ", "%20"));
-        if (uri.getScheme() == null) {
+        // A URI has a scheme followed by "://" (or is file:/...); anything else is a local path, whatever it contains.
+        if (!location.matches("^[a-zA-Z][a-zA-Z0-9+.-]*://.*") && !location.startsWith("file:")) {
             return new Path(java.nio.file.Paths.get(location).toAbsolutePath().toUri());
         }
-        return new Path(uri);
+        try {
+            return new Path(new URI(location.replace(" ", "%20")));
+        } catch (java.net.URISyntaxException e) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Model location '%s' is not a valid URI: %s", location, e.getMessage());
+        }
     }
 
     private static boolean isLocal(FileSystem fs) {

@@ -21,6 +21,13 @@ class LocalModelStoreTest {
     }
 
     @Test
+    void plainPathsMayHoldCharactersThatAreNotValidInUris(@TempDir Path dir) {
+        Path odd = dir.resolve("100% [final] a:b").resolve("m.kiln");
+        StoreContract.roundTripReproducesPyTorch(conf, odd.toString());
+        assertThat(odd).isRegularFile();
+    }
+
+    @Test
     void overwriteOnlyWhenAsked(@TempDir Path dir) {
         StoreContract.overwriteOnlyWhenAsked(conf, dir.resolve("m.kiln").toString());
     }

@@ -49,6 +49,15 @@ final class CpuExecutor implements Executor {
     private void build(long newCapacity) {
         MemoryPlan plan = MemoryPlanner.plan(graph, newCapacity);
         FloatPointer newArena = new FloatPointer(Math.max(16, plan.arenaElements()));
+        try {
+            build(plan, newArena, newCapacity);
+        } catch (RuntimeException e) {
+            newArena.close();
+            throw e;
+        }
+    }
+
+    private void build(MemoryPlan plan, FloatPointer newArena, long newCapacity) {
         FloatBuffer newView = newArena.asBuffer();
         Map<Value, FloatBuffer> bound = new IdentityHashMap<>();
         for (int i = 0; i < boundInputs.length; i++) {
@@ -97,6 +106,7 @@ final class CpuExecutor implements Executor {
         }
         arena = newArena;
         arenaView = newView;
+        lastBatch = -1;
         kernels = schedule.toArray(new Kernel[0]);
         inputSlots = newInputs;
         outputSlots = newOutputs;
@@ -147,9 +157,22 @@ final class CpuExecutor implements Executor {
         }
     }
 
+    private void checkInputIndex(int index) {
+        if (index < 0 || index >= inputSlots.length) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Input index %d is out of range; the model has %d inputs", index, inputSlots.length);
+        }
+    }
+
+    private void checkOutputIndex(int index) {
+        if (index < 0 || index >= outputSlots.length) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Output index %d is out of range; the model has %d outputs", index, outputSlots.length);
+        }
+    }
+
     @Override
     public void bindInput(int index, java.nio.ByteBuffer buffer) {
         checkOpen();
+        checkInputIndex(index);
         checkBinding(index, buffer, capacity);
         boundInputs[index] = buffer;
         build(capacity);
@@ -164,6 +187,11 @@ final class CpuExecutor implements Executor {
 
     @Override
     public void setInput(int index, float[] source, int sourceOffset, int batch) {
+        checkOpen();
+        checkInputIndex(index);
+        if (batch < 0 || sourceOffset < 0) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "setInput needs a non-negative batch and offset, got batch %d offset %d", batch, sourceOffset);
+        }
         ensureCapacity(batch);
         Slot slot = inputSlots[index];
         int n = slot.elementCount(batch);
@@ -176,11 +204,15 @@ final class CpuExecutor implements Executor {
 
     @Override
     public FloatBuffer inputBuffer(int index) {
+        checkOpen();
+        checkInputIndex(index);
         return inputSlots[index].buffer();
     }
 
     @Override
     public int inputOffset(int index) {
+        checkOpen();
+        checkInputIndex(index);
         return inputSlots[index].offset();
     }
 
@@ -200,22 +232,32 @@ final class CpuExecutor implements Executor {
     public int getOutput(int index, float[] target, int targetOffset) {
         Slot slot = outputSlots[index];
         int n = outputElements(index);
+        if (targetOffset < 0 || target.length - targetOffset < n) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Output %d has %d floats; the target has room for %d at offset %d",
+                    index, n, Math.max(0, target.length - targetOffset), targetOffset);
+        }
         slot.buffer().get(slot.offset(), target, targetOffset, n);
         return n;
     }
 
     @Override
     public FloatBuffer outputBuffer(int index) {
+        checkOpen();
+        checkOutputIndex(index);
         return outputSlots[index].buffer();
     }
 
     @Override
     public int outputOffset(int index) {
+        checkOpen();
+        checkOutputIndex(index);
         return outputSlots[index].offset();
     }
 
     @Override
     public int outputElements(int index) {
+        checkOpen();
+        checkOutputIndex(index);
         if (lastBatch < 0) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "No run yet: call run(batch) before reading outputs");
         }
@@ -234,6 +276,7 @@ final class CpuExecutor implements Executor {
             arena.close();
             arena = null;
             arenaView = null;
+            loaded.executorClosed();
         }
     }
 }

@@ -1,5 +1,7 @@
 package dev.kiln.engine.backend.cpu;
 
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
 import dev.kiln.engine.backend.Backend;
 import dev.kiln.engine.exec.CompiledModel;
 import dev.kiln.engine.exec.Executor;
@@ -22,6 +24,8 @@ final class CpuLoadedModel implements Backend.LoadedModel {
     private final Map<Value, FloatPointer> blocks = new IdentityHashMap<>();
     private final Map<Value, FloatBuffer> views = new IdentityHashMap<>();
     private long bytes;
+    private int liveExecutors;
+    private boolean closeRequested;
 
     CpuLoadedModel(CompiledModel model) {
         this.model = model;
@@ -41,7 +45,7 @@ final class CpuLoadedModel implements Backend.LoadedModel {
                 }
             }
         } catch (RuntimeException e) {
-            close();
+            freeBlocks();
             throw e;
         }
     }
@@ -61,7 +65,30 @@ final class CpuLoadedModel implements Backend.LoadedModel {
 
     @Override
     public Executor newExecutor(long capacity) {
-        return new CpuExecutor(this, capacity);
+        synchronized (this) {
+            if (closeRequested) {
+                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The compiled model is closed; no new executors");
+            }
+            liveExecutors++;
+        }
+        try {
+            return new CpuExecutor(this, capacity);
+        } catch (RuntimeException e) {
+            executorClosed();
+            throw e;
+        }
+    }
+
+    /** Called by each executor when it closes: the weights are freed once the model is closed and no executor runs. */
+    void executorClosed() {
+        boolean free;
+        synchronized (this) {
+            liveExecutors--;
+            free = closeRequested && liveExecutors == 0;
+        }
+        if (free) {
+            freeBlocks();
+        }
     }
 
     @Override
@@ -69,8 +96,23 @@ final class CpuLoadedModel implements Backend.LoadedModel {
         return bytes;
     }
 
+    /** Frees the weights now if no executor is open, else when the last one closes (executors never see freed memory). */
     @Override
     public void close() {
+        boolean free;
+        synchronized (this) {
+            if (closeRequested) {
+                return;
+            }
+            closeRequested = true;
+            free = liveExecutors == 0;
+        }
+        if (free) {
+            freeBlocks();
+        }
+    }
+
+    private synchronized void freeBlocks() {
         for (FloatPointer block : blocks.values()) {
             block.close();
         }
