@@ -43,6 +43,7 @@ public final class OnnxImporter {
     private final Map<String, Value> values = new LinkedHashMap<>();
     private final Map<String, TensorData> initializers = new LinkedHashMap<>();
     private final Map<String, Value> parameters = new LinkedHashMap<>();
+    private final Map<String, ShapeValue> shapeValues = new LinkedHashMap<>();
     private String batchName;
     private int opset;
 
@@ -154,6 +155,42 @@ public final class OnnxImporter {
 
     void define(String name, Value value) {
         values.put(name, value);
+    }
+
+    /**
+     * An int64 value known at import time up to the symbolic batch: what {@code Shape}, {@code Gather},
+     * {@code Unsqueeze}, {@code Concat} and arithmetic on them compute in exported PyTorch code ({@code b, s, d =
+     * x.shape}). Such chains fold away at import; only the batch stays dynamic.
+     */
+    record ShapeValue(List<Dim> values, boolean scalar) { }
+
+    /** The import-time value of an int64 tensor: a shape computation, or an int64 constant; null when unknown. */
+    ShapeValue shapeValue(String name) {
+        ShapeValue v = shapeValues.get(name);
+        if (v != null) {
+            return v;
+        }
+        TensorData data = initializers.get(name);
+        if (data != null && data.dtype() == DType.INT64) {
+            List<Dim> dims = new ArrayList<>();
+            for (long x : OnnxOps.longs(data, name)) {
+                dims.add(x >= 0 ? Dim.of(x) : null);
+            }
+            if (dims.contains(null)) {
+                return null;
+            }
+            return new ShapeValue(dims, data.rank() == 0);
+        }
+        return null;
+    }
+
+    void defineShapeValue(String name, ShapeValue value) {
+        shapeValues.put(name, value);
+    }
+
+    /** Whether {@code name} is a plain tensor the graph computes (not a folded shape value). */
+    boolean hasValue(String name) {
+        return values.containsKey(name) || (initializers.containsKey(name) && initializers.get(name).dtype() == DType.FLOAT32);
     }
 
     void defineConstant(String name, TensorData data) {

@@ -13,6 +13,7 @@ import dev.kiln.format.onnx.proto.Onnx;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
+import dev.kiln.engine.tensor.Dim;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -39,8 +40,15 @@ final class OnnxOps {
     static {
         for (String[] binary : new String[][] {{"Add", OpRegistry.ADD}, {"Sub", OpRegistry.SUB}, {"Mul", OpRegistry.MUL}, {"Div", OpRegistry.DIV},
                 {"Pow", OpRegistry.POW}}) {
-            register(binary[0], (n, in) -> in.define(n.getOutput(0), in.builder().add1(binary[1], Attributes.EMPTY, n.getName(), in.value(n.getInput(0)), in.value(n.getInput(1)))),
-                    (n, c) -> null);
+            register(binary[0], (n, in) -> {
+                OnnxImporter.ShapeValue a = in.shapeValue(n.getInput(0));
+                OnnxImporter.ShapeValue b = in.shapeValue(n.getInput(1));
+                if (a != null && b != null) {
+                    in.defineShapeValue(n.getOutput(0), shapeArithmetic(binary[0], a, b));
+                    return;
+                }
+                in.define(n.getOutput(0), in.builder().add1(binary[1], Attributes.EMPTY, n.getName(), in.value(n.getInput(0)), in.value(n.getInput(1))));
+            }, (n, c) -> null);
         }
         for (String[] unary : new String[][] {{"Sqrt", OpRegistry.SQRT}, {"Exp", OpRegistry.EXP}, {"Log", OpRegistry.LOG}, {"Erf", OpRegistry.ERF},
                 {"Tanh", "tanh"}, {"Sigmoid", "sigmoid"}, {"Relu", "relu"}, {"Identity", OpRegistry.IDENTITY}}) {
@@ -66,9 +74,21 @@ final class OnnxOps {
                 in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", new long[] {0, -1}), n.getName(), in.value(n.getInput(0)))),
                 (n, c) -> intAttr(n, "axis", 1) != 1 ? "axis other than 1 is not supported" : null);
         register("Reshape", (n, in) -> {
-            long[] shape = longs(in.constant(n.getInput(1)), n.getInput(1));
-            in.define(n.getOutput(0), in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", shape), n.getName(), in.value(n.getInput(0))));
-        }, (n, c) -> intAttr(n, "allowzero", 0) != 0 ? "allowzero=1 is not supported" : c.isConstant(n.getInput(1)) ? null : "a shape computed at run time is not supported");
+            Value x = in.value(n.getInput(0));
+            OnnxImporter.ShapeValue target = in.shapeValue(n.getInput(1));
+            long[] shape;
+            if (target != null) {
+                shape = new long[target.values().size()];
+                for (int i = 0; i < shape.length; i++) {
+                    dev.kiln.engine.tensor.Dim d = target.values().get(i);
+                    boolean same = i < x.type().rank() && x.type().shape().dim(i).equals(d);
+                    shape[i] = d.isConcrete() ? d.size() : same ? 0 : -1;
+                }
+            } else {
+                shape = longs(in.constant(n.getInput(1)), n.getInput(1));
+            }
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", shape), n.getName(), x));
+        }, (n, c) -> intAttr(n, "allowzero", 0) != 0 ? "allowzero=1 is not supported" : null);
         register("Transpose", (n, in) -> {
             Value x = in.value(n.getInput(0));
             long[] perm = intsAttr(n, "perm");
@@ -82,6 +102,20 @@ final class OnnxOps {
             in.define(n.getOutput(0), in.builder().add1(OpRegistry.TRANSPOSE, Attributes.of("perm", perm), n.getName(), x));
         }, (n, c) -> null);
         register("Concat", (n, in) -> {
+            List<Dim> joined = new java.util.ArrayList<>();
+            boolean shapes = true;
+            for (String input : n.getInputList()) {
+                OnnxImporter.ShapeValue v = in.shapeValue(input);
+                if (v == null) {
+                    shapes = false;
+                    break;
+                }
+                joined.addAll(v.values());
+            }
+            if (shapes) {
+                in.defineShapeValue(n.getOutput(0), new OnnxImporter.ShapeValue(joined, false));
+                return;
+            }
             List<Value> inputs = n.getInputList().stream().map(in::value).toList();
             in.define(n.getOutput(0), in.builder().add(OpRegistry.CONCAT, Attributes.of("axis", intAttr(n, "axis", 0)), inputs, n.getName()).get(0));
         }, (n, c) -> null);
@@ -138,6 +172,73 @@ final class OnnxOps {
         register("GlobalAveragePool", (n, in) -> in.define(n.getOutput(0), in.builder().add1(OpRegistry.REDUCE_MEAN,
                 Attributes.of("axes", new long[] {2, 3}, "keepdims", 1), n.getName(), in.value(n.getInput(0)))),
                 (n, c) -> null);
+        register("Shape", (n, in) -> in.defineShapeValue(n.getOutput(0),
+                new OnnxImporter.ShapeValue(in.value(n.getInput(0)).type().shape().dims(), false)),
+                (n, c) -> n.getAttributeCount() > 0 ? "start/end attributes are not supported" : null);
+        register("Gather", (n, in) -> {
+            OnnxImporter.ShapeValue data = in.shapeValue(n.getInput(0));
+            OnnxImporter.ShapeValue index = in.shapeValue(n.getInput(1));
+            if (data == null || index == null || intAttr(n, "axis", 0) != 0) {
+                throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Gather is supported on shapes known at import time (indexing x.shape), not on tensors");
+            }
+            List<Dim> picked = new java.util.ArrayList<>();
+            for (dev.kiln.engine.tensor.Dim i : index.values()) {
+                long k = i.size() < 0 ? i.size() + data.values().size() : i.size();
+                picked.add(data.values().get((int) k));
+            }
+            in.defineShapeValue(n.getOutput(0), new OnnxImporter.ShapeValue(picked, index.scalar()));
+        }, (n, c) -> null);
+        register("Unsqueeze", (n, in) -> {
+            OnnxImporter.ShapeValue v = in.shapeValue(n.getInput(0));
+            if (v != null && v.scalar()) {
+                in.defineShapeValue(n.getOutput(0), new OnnxImporter.ShapeValue(v.values(), false));
+                return;
+            }
+            long[] axes = longs(in.constant(n.getInput(1)), n.getInput(1));
+            Value x = in.value(n.getInput(0));
+            int rank = x.type().rank() + axes.length;
+            java.util.Set<Integer> inserted = new java.util.HashSet<>();
+            for (long a : axes) {
+                inserted.add((int) (a < 0 ? a + rank : a));
+            }
+            long[] shape = new long[rank];
+            int from = 0;
+            for (int i = 0; i < rank; i++) {
+                if (inserted.contains(i)) {
+                    shape[i] = 1;
+                } else {
+                    shape[i] = x.type().shape().dim(from).isConcrete() ? x.type().shape().dim(from).size() : (i == from ? 0 : -1);
+                    from++;
+                }
+            }
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", shape), n.getName(), x));
+        }, (n, c) -> n.getInputCount() < 2 ? "axes as an attribute (opset < 13) is not supported" : null);
+        register("Cast", (n, in) -> {
+            long to = intAttr(n, "to", 1);
+            OnnxImporter.ShapeValue v = in.shapeValue(n.getInput(0));
+            if (v != null && to == Onnx.TensorProto.DataType.INT64_VALUE) {
+                in.defineShapeValue(n.getOutput(0), v);
+            } else if (v != null && to == Onnx.TensorProto.DataType.FLOAT_VALUE && v.values().stream().allMatch(dev.kiln.engine.tensor.Dim::isConcrete)) {
+                float[] values = new float[v.values().size()];
+                for (int i = 0; i < values.length; i++) {
+                    values[i] = v.values().get(i).size();
+                }
+                in.define(n.getOutput(0), in.builder().constant(TensorData.ofFloats(v.scalar() ? new long[0] : new long[] {values.length}, values)));
+            } else if (v == null && to == Onnx.TensorProto.DataType.FLOAT_VALUE) {
+                in.define(n.getOutput(0), in.value(n.getInput(0)));
+            } else {
+                throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Cast to data type %d of a tensor computed at run time is not supported", to);
+            }
+        }, (n, c) -> null);
+        register("LayerNormalization", OnnxOps::layerNorm, (n, c) -> n.getOutputCount() > 1 && n.getOutputList().stream().skip(1).anyMatch(o -> !o.isEmpty())
+                ? "the mean and inverse-deviation outputs are not supported" : null);
+        register("Split", (n, in) -> {
+            long[] sizes = longs(in.constant(n.getInput(1)), n.getInput(1));
+            List<Value> parts = in.builder().add(OpRegistry.SPLIT, Attributes.of("axis", intAttr(n, "axis", 0), "sizes", sizes), List.of(in.value(n.getInput(0))), n.getName());
+            for (int i = 0; i < parts.size(); i++) {
+                in.define(n.getOutput(i), parts.get(i));
+            }
+        }, (n, c) -> n.getInputCount() < 2 || !c.isConstant(n.getInput(1)) ? "split sizes must be a constant input" : null);
         register("Constant", (n, in) -> {
             TensorData data = in.tensor(n.getAttribute(0).getT());
             in.defineConstant(n.getOutput(0), data);
@@ -169,6 +270,56 @@ final class OnnxOps {
 
     static void convert(Onnx.NodeProto node, OnnxImporter in) {
         OPS.get(node.getOpType()).converter().convert(node, in);
+    }
+
+    /** Shape arithmetic at import time (Div by a constant: d // heads). */
+    private static OnnxImporter.ShapeValue shapeArithmetic(String op, OnnxImporter.ShapeValue a, OnnxImporter.ShapeValue b) {
+        int n = Math.max(a.values().size(), b.values().size());
+        List<dev.kiln.engine.tensor.Dim> out = new java.util.ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            dev.kiln.engine.tensor.Dim x = a.values().get(a.values().size() == 1 ? 0 : i);
+            dev.kiln.engine.tensor.Dim y = b.values().get(b.values().size() == 1 ? 0 : i);
+            if (!y.isConcrete()) {
+                throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "%s of shape values with a symbolic right operand is not supported", op);
+            }
+            out.add(switch (op) {
+                case "Div" -> x.dividedBy(y.size());
+                case "Mul" -> x.times(y.size());
+                case "Add" -> x.isConcrete() ? dev.kiln.engine.tensor.Dim.of(x.size() + y.size()) : unsupported(op);
+                case "Sub" -> x.isConcrete() ? dev.kiln.engine.tensor.Dim.of(x.size() - y.size()) : unsupported(op);
+                default -> unsupported(op);
+            });
+        }
+        return new OnnxImporter.ShapeValue(out, a.scalar() && b.scalar());
+    }
+
+    private static dev.kiln.engine.tensor.Dim unsupported(String op) {
+        throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "%s on a symbolic shape value is not supported", op);
+    }
+
+    /** LayerNormalization over the last axis: (x - mean) / sqrt(var + eps) * scale + bias, from registry ops. */
+    private static void layerNorm(Onnx.NodeProto n, OnnxImporter in) {
+        GraphBuilder b = in.builder();
+        Value x = in.value(n.getInput(0));
+        long axis = intAttr(n, "axis", -1);
+        int rank = x.type().rank();
+        if ((axis < 0 ? axis + rank : axis) != rank - 1) {
+            throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "LayerNormalization over axes other than the last is not supported (axis %d of rank %d)", axis, rank);
+        }
+        String name = n.getName();
+        Attributes last = Attributes.of("axes", new long[] {-1}, "keepdims", 1);
+        Value mean = b.add1(OpRegistry.REDUCE_MEAN, last, name, x);
+        Value centered = b.add1(OpRegistry.SUB, Attributes.EMPTY, name, x, mean);
+        Value square = b.add1(OpRegistry.MUL, Attributes.EMPTY, name, centered, centered);
+        Value variance = b.add1(OpRegistry.REDUCE_MEAN, last, name, square);
+        Value eps = b.constant(TensorData.scalar(floatAttr(n, "epsilon", 1e-5f)));
+        Value std = b.add1(OpRegistry.SQRT, Attributes.EMPTY, name, b.add1(OpRegistry.ADD, Attributes.EMPTY, name, variance, eps));
+        Value y = b.add1(OpRegistry.DIV, Attributes.EMPTY, name, centered, std);
+        y = b.add1(OpRegistry.MUL, Attributes.EMPTY, name, y, in.value(n.getInput(1)));
+        if (n.getInputCount() > 2 && !n.getInput(2).isEmpty()) {
+            y = b.add1(OpRegistry.ADD, Attributes.EMPTY, name, y, in.value(n.getInput(2)));
+        }
+        in.define(n.getOutput(0), y);
     }
 
     /** Gemm as PyTorch's Linear exports it: x W^T + b (transB=1) becomes one dense node; otherwise matmul and add. */
