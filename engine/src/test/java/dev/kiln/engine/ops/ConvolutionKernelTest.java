@@ -1,0 +1,87 @@
+package dev.kiln.engine.ops;
+
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.backend.Slot;
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ir.TensorType;
+import dev.kiln.engine.tensor.Shape;
+import org.junit.jupiter.api.Test;
+
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** conv2d and max_pool2d on small inputs, every expected value worked out by hand (padded grids written out below). */
+class ConvolutionKernelTest {
+    private static final float[] X3 = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+
+    private static float[] run(String op, Attributes attributes, long[][] shapes, float[]... values) {
+        List<TensorType> types = new ArrayList<>();
+        Slot[] in = new Slot[values.length];
+        for (int i = 0; i < values.length; i++) {
+            TensorType t = TensorType.float32(Shape.of(shapes[i]));
+            types.add(t);
+            in[i] = new Slot(FloatBuffer.wrap(values[i]), 0, t);
+        }
+        TensorType outType = OpRegistry.get(op).inferTypes(types, attributes).get(0);
+        Slot out = new Slot(FloatBuffer.allocate((int) outType.shape().elementCount()), 0, outType);
+        OpRegistry.get(op).newKernel(in, new Slot[] {out}, attributes).run(1);
+        return out.buffer().array();
+    }
+
+    @Test
+    void aPlainConvolution() {
+        // w = [[1, 0], [0, -1]]: each output is x[i][j] - x[i+1][j+1] = -4 everywhere.
+        float[] y = run(OpRegistry.CONV2D, Attributes.EMPTY, new long[][] {{1, 1, 3, 3}, {1, 1, 2, 2}}, X3, new float[] {1, 0, 0, -1});
+        assertThat(y).containsExactly(-4, -4, -4, -4);
+    }
+
+    @Test
+    void asymmetricPadsAndStride() {
+        // pads [top 1, left 0, bottom 0, right 1], stride 2. Padded grid P:
+        //   0 0 0 0 / 1 2 3 0 / 4 5 6 0 / 7 8 9 0;  y[oy][ox] = P[2oy][2ox] - P[2oy+1][2ox+1]
+        float[] y = run(OpRegistry.CONV2D, Attributes.of("pads", new long[] {1, 0, 0, 1}, "strides", new long[] {2, 2}),
+                new long[][] {{1, 1, 3, 3}, {1, 1, 2, 2}}, X3, new float[] {1, 0, 0, -1});
+        assertThat(y).containsExactly(-2, 0, -4, 6);
+    }
+
+    @Test
+    void groupsAndBias() {
+        // Two groups of one channel: [3 * 2 + 1, 5 * 10 - 1].
+        float[] y = run(OpRegistry.CONV2D, Attributes.of("groups", 2), new long[][] {{1, 2, 1, 1}, {2, 1, 1, 1}, {2}},
+                new float[] {3, 5}, new float[] {2, 10}, new float[] {1, -1});
+        assertThat(y).containsExactly(7, 49);
+    }
+
+    @Test
+    void dilation() {
+        // A 2x2 kernel [[1, 0], [0, 1]] dilated by 2 spans the 3x3 input: x[0][0] + x[2][2] = 10.
+        float[] y = run(OpRegistry.CONV2D, Attributes.of("dilations", new long[] {2, 2}), new long[][] {{1, 1, 3, 3}, {1, 1, 2, 2}},
+                X3, new float[] {1, 0, 0, 1});
+        assertThat(y).containsExactly(10);
+    }
+
+    @Test
+    void maxPoolingWithAndWithoutPadding() {
+        float[] x = new float[16];
+        for (int i = 0; i < 16; i++) {
+            x[i] = i + 1;
+        }
+        assertThat(run(OpRegistry.MAX_POOL2D, Attributes.of("kernel", new long[] {2, 2}, "strides", new long[] {2, 2}), new long[][] {{1, 1, 4, 4}}, x))
+                .containsExactly(6, 8, 14, 16);
+        // pads [1, 1, 0, 0]: windows rows/cols {-1,0}, {1,2}: max(1), max(2,3), max(5,9), max(6,7,10,11).
+        assertThat(run(OpRegistry.MAX_POOL2D, Attributes.of("kernel", new long[] {2, 2}, "strides", new long[] {2, 2}, "pads", new long[] {1, 1, 0, 0}),
+                new long[][] {{1, 1, 4, 4}}, x)).containsExactly(1, 3, 9, 11);
+    }
+
+    @Test
+    void mismatchedChannelsNameBothShapes() {
+        assertThatThrownBy(() -> OpRegistry.get(OpRegistry.CONV2D).inferTypes(
+                List.of(TensorType.float32(Shape.batched(3, 8, 8)), TensorType.float32(Shape.of(4, 2, 3, 3))), Attributes.EMPTY))
+                .isInstanceOf(KilnException.class)
+                .hasMessageContaining("[batch, 3, 8, 8]").hasMessageContaining("[4, 2, 3, 3]");
+    }
+}
