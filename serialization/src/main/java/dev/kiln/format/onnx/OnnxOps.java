@@ -239,6 +239,81 @@ final class OnnxOps {
                 in.define(n.getOutput(i), parts.get(i));
             }
         }, (n, c) -> n.getInputCount() < 2 || !c.isConstant(n.getInput(1)) ? "split sizes must be a constant input" : null);
+        register("LeakyRelu", (n, in) -> {
+            // max(x, 0) + alpha * min(x, 0) = relu(x) - alpha * relu(-x)
+            GraphBuilder b = in.builder();
+            Value x = in.value(n.getInput(0));
+            Value positive = b.add1("relu", Attributes.EMPTY, n.getName(), x);
+            Value negative = b.add1("relu", Attributes.EMPTY, n.getName(), b.add1(OpRegistry.NEG, Attributes.EMPTY, n.getName(), x));
+            Value scaled = b.add1(OpRegistry.MUL, Attributes.EMPTY, n.getName(), negative, b.constant(TensorData.scalar(floatAttr(n, "alpha", 0.01f))));
+            in.define(n.getOutput(0), b.add1(OpRegistry.SUB, Attributes.EMPTY, n.getName(), positive, scaled));
+        }, (n, c) -> null);
+        register("LogSoftmax", (n, in) -> {
+            GraphBuilder b = in.builder();
+            Value softmax = b.add1(OpRegistry.SOFTMAX, Attributes.of("axis", intAttr(n, "axis", -1)), n.getName(), in.value(n.getInput(0)));
+            in.define(n.getOutput(0), b.add1(OpRegistry.LOG, Attributes.EMPTY, n.getName(), softmax));
+        }, (n, c) -> null);
+        register("Squeeze", (n, in) -> {
+            Value x = in.value(n.getInput(0));
+            dev.kiln.engine.tensor.Shape shape = x.type().shape();
+            java.util.Set<Integer> axes = new java.util.HashSet<>();
+            if (n.getInputCount() > 1 && !n.getInput(1).isEmpty()) {
+                for (long a : longs(in.constant(n.getInput(1)), n.getInput(1))) {
+                    axes.add(shape.normalizeAxis((int) a));
+                }
+            } else {
+                for (int i = 0; i < shape.rank(); i++) {
+                    if (shape.dim(i).equals(Dim.of(1))) {
+                        axes.add(i);
+                    }
+                }
+            }
+            List<Long> target = new java.util.ArrayList<>();
+            for (int i = 0; i < shape.rank(); i++) {
+                if (axes.contains(i)) {
+                    if (!shape.dim(i).equals(Dim.of(1))) {
+                        throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "Squeeze of axis %d of %s, which is not 1", i, shape);
+                    }
+                    continue;
+                }
+                Dim d = shape.dim(i);
+                target.add(d.isConcrete() ? d.size() : target.size() == i ? 0L : -1L);
+            }
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", target.stream().mapToLong(Long::longValue).toArray()),
+                    n.getName(), x));
+        }, (n, c) -> n.getInputCount() > 1 && !n.getInput(1).isEmpty() && !c.isConstant(n.getInput(1)) ? "axes must be a constant input" : null);
+        register("BatchNormalization", (n, in) -> {
+            // Inference: y = x * a + c per channel (axis 1), a = scale / sqrt(var + eps), c = bias - mean * a, folded here.
+            float[] scale = in.constant(n.getInput(1)).toFloatArray();
+            float[] bias = in.constant(n.getInput(2)).toFloatArray();
+            float[] mean = in.constant(n.getInput(3)).toFloatArray();
+            float[] variance = in.constant(n.getInput(4)).toFloatArray();
+            double eps = floatAttr(n, "epsilon", 1e-5f);
+            Value x = in.value(n.getInput(0));
+            int channels = scale.length;
+            long[] perChannel = new long[x.type().rank() - 1];
+            java.util.Arrays.fill(perChannel, 1);
+            perChannel[0] = channels;
+            float[] a = new float[channels];
+            float[] c = new float[channels];
+            for (int i = 0; i < channels; i++) {
+                a[i] = (float) (scale[i] / Math.sqrt(variance[i] + eps));
+                c[i] = (float) (bias[i] - mean[i] * (double) a[i]);
+            }
+            GraphBuilder b = in.builder();
+            Value y = b.add1(OpRegistry.MUL, Attributes.EMPTY, n.getName(), x, b.constant(TensorData.ofFloats(perChannel, a)));
+            in.define(n.getOutput(0), b.add1(OpRegistry.ADD, Attributes.EMPTY, n.getName(), y, b.constant(TensorData.ofFloats(perChannel, c))));
+        }, (n, c) -> {
+            for (int i = 1; i < 5 && i < n.getInputCount(); i++) {
+                if (!c.isConstant(n.getInput(i))) {
+                    return "scale, bias, mean and variance must be initializers";
+                }
+            }
+            if (n.getOutputCount() > 1 || intAttr(n, "training_mode", 0) != 0) {
+                return "training mode is not supported";
+            }
+            return null;
+        });
         register("Constant", (n, in) -> {
             TensorData data = in.tensor(n.getAttribute(0).getT());
             in.defineConstant(n.getOutput(0), data);

@@ -1,0 +1,95 @@
+package dev.kiln.format.onnx;
+
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.pass.PassPipeline;
+import dev.kiln.engine.pass.Passes;
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.format.onnx.proto.Onnx;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+/** Single-op ONNX models built in the test, imported and run; expected values worked out by hand. */
+class OnnxOpsTest {
+    @TempDir
+    Path dir;
+
+    private static Onnx.ValueInfoProto input(String name, long... dims) {
+        Onnx.TensorShapeProto.Builder shape = Onnx.TensorShapeProto.newBuilder();
+        shape.addDim(Onnx.TensorShapeProto.Dimension.newBuilder().setDimParam("N"));
+        for (long d : dims) {
+            shape.addDim(Onnx.TensorShapeProto.Dimension.newBuilder().setDimValue(d));
+        }
+        return Onnx.ValueInfoProto.newBuilder().setName(name)
+                .setType(Onnx.TypeProto.newBuilder().setTensorType(Onnx.TypeProto.Tensor.newBuilder().setElemType(1).setShape(shape))).build();
+    }
+
+    private static Onnx.TensorProto floats(String name, long[] dims, float... values) {
+        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) {
+            b.putFloat(v);
+        }
+        Onnx.TensorProto.Builder t = Onnx.TensorProto.newBuilder().setName(name).setDataType(1).setRawData(com.google.protobuf.ByteString.copyFrom(b.array()));
+        for (long d : dims) {
+            t.addDims(d);
+        }
+        return t.build();
+    }
+
+    private float[] run(Onnx.NodeProto node, Onnx.ValueInfoProto in, long[] shape, float[] x, Onnx.TensorProto... initializers) throws Exception {
+        Onnx.GraphProto.Builder graph = Onnx.GraphProto.newBuilder().addInput(in).addNode(node)
+                .addOutput(Onnx.ValueInfoProto.newBuilder().setName(node.getOutput(0)));
+        for (Onnx.TensorProto t : initializers) {
+            graph.addInitializer(t);
+        }
+        Path file = dir.resolve(node.getOpType() + ".onnx");
+        Files.write(file, Onnx.ModelProto.newBuilder().setIrVersion(8).addOpsetImport(Onnx.OperatorSetIdProto.newBuilder().setVersion(15))
+                .setGraph(graph).build().toByteArray());
+        try (CompiledModel model = dev.kiln.engine.Kiln.compile(OnnxImporter.importModel(file), new PassPipeline(Passes.standard(), true), CpuBackend.INSTANCE)) {
+            return model.run(Map.of(in.getName(), TensorData.ofFloats(shape, x))).get(node.getOutput(0)).toFloatArray();
+        }
+    }
+
+    private static Onnx.AttributeProto floatAttr(String name, float v) {
+        return Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.FLOAT).setF(v).build();
+    }
+
+    @Test
+    void leakyRelu() throws Exception {
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("LeakyRelu").addInput("x").addOutput("y").addAttribute(floatAttr("alpha", 0.1f)).build();
+        assertThat(run(node, input("x", 3), new long[] {1, 3}, new float[] {-2, 0, 3})).containsExactly(-0.2f, 0f, 3f);
+    }
+
+    @Test
+    void logSoftmaxOverTheLastAxis() throws Exception {
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("LogSoftmax").addInput("x").addOutput("y").build();
+        float[] y = run(node, input("x", 2), new long[] {1, 2}, new float[] {0, (float) Math.log(3)});
+        assertThat(y[0]).isCloseTo((float) Math.log(0.25), within(1e-6f));
+        assertThat(y[1]).isCloseTo((float) Math.log(0.75), within(1e-6f));
+    }
+
+    @Test
+    void squeezeDropsSizeOneAxes() throws Exception {
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Squeeze").addInput("x").addOutput("y").build();
+        assertThat(run(node, input("x", 1, 3), new long[] {2, 1, 3}, new float[] {1, 2, 3, 4, 5, 6})).containsExactly(1, 2, 3, 4, 5, 6);
+    }
+
+    @Test
+    void batchNormalizationFoldsToAPerChannelAffine() throws Exception {
+        // Channel 0: (x - 1) / sqrt(4 + 0) * 2 + 3 = x + 2; channel 1: (x - 0) / sqrt(1) * 1 + 0 = x.
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("BatchNormalization").addInput("x").addInput("s").addInput("b").addInput("m").addInput("v")
+                .addOutput("y").addAttribute(floatAttr("epsilon", 0f)).build();
+        float[] y = run(node, input("x", 2, 1, 2), new long[] {1, 2, 1, 2}, new float[] {1, 5, 7, -7},
+                floats("s", new long[] {2}, 2, 1), floats("b", new long[] {2}, 3, 0), floats("m", new long[] {2}, 1, 0), floats("v", new long[] {2}, 4, 1));
+        assertThat(y).containsExactly(3, 7, 7, -7);
+    }
+}
