@@ -286,6 +286,20 @@ public abstract class Tensor {
         return call1(OpRegistry.REDUCE_SUM, Attributes.of("axes", axes, "keepdims", keepDims ? 1 : 0), this);
     }
 
+    /**
+     * 2-D convolution of NCHW input with {@code weight [M, C/groups, kH, kW]} and an optional {@code bias [M]};
+     * {@code pads} are [top, left, bottom, right].
+     */
+    public Tensor conv2d(Tensor weight, Tensor bias, long[] strides, long[] pads, long[] dilations, int groups) {
+        Attributes attrs = Attributes.of("strides", strides.clone(), "pads", pads.clone(), "dilations", dilations.clone(), "groups", groups);
+        return bias == null ? call1(OpRegistry.CONV2D, attrs, this, weight) : call1(OpRegistry.CONV2D, attrs, this, weight, bias);
+    }
+
+    /** 2-D max pooling of NCHW input; {@code pads} are [top, left, bottom, right]. */
+    public Tensor maxPool2d(long[] kernel, long[] strides, long[] pads) {
+        return call1(OpRegistry.MAX_POOL2D, Attributes.of("kernel", kernel.clone(), "strides", strides.clone(), "pads", pads.clone()), this);
+    }
+
     // ---- in place (functionalized when traced) ----------------------------------------------------------------
 
     public Tensor addi(Tensor other) {

@@ -175,8 +175,27 @@ public final class EagerEngine implements TensorEngine {
             case OpRegistry.EXPAND_LIKE:
                 return List.of(broadcast(in[0], outTypes.get(0)));
             default:
-                throw KilnException.of(ErrorCode.UNSUPPORTED_OP, CallScope.locate("op '%s' has no eager implementation"), op);
+                // Ops without an ND4J counterpart (conv2d, max_pool2d) run their reference kernel on heap copies.
+                return referenceKernel(op, attributes, in, outTypes);
         }
+    }
+
+    private static List<INDArray> referenceKernel(String op, Attributes attributes, INDArray[] in, List<TensorType> outTypes) {
+        dev.kiln.engine.backend.Slot[] inputs = new dev.kiln.engine.backend.Slot[in.length];
+        for (int i = 0; i < in.length; i++) {
+            inputs[i] = new dev.kiln.engine.backend.Slot(java.nio.FloatBuffer.wrap(in[i].dup('c').data().asFloat()), 0,
+                    new TensorType(DType.FLOAT32, dev.kiln.engine.tensor.Shape.of(in[i].shape())));
+        }
+        dev.kiln.engine.backend.Slot[] outputs = new dev.kiln.engine.backend.Slot[outTypes.size()];
+        for (int i = 0; i < outputs.length; i++) {
+            outputs[i] = new dev.kiln.engine.backend.Slot(java.nio.FloatBuffer.allocate((int) outTypes.get(i).shape().elementCount()), 0, outTypes.get(i));
+        }
+        OpRegistry.get(op).newKernel(inputs, outputs, attributes).run(1);
+        List<INDArray> result = new ArrayList<>();
+        for (int i = 0; i < outputs.length; i++) {
+            result.add(Nd4j.create(outputs[i].buffer().array(), outTypes.get(i).shape().toLongArray(), 'c'));
+        }
+        return result;
     }
 
     private static INDArray broadcast(INDArray a, TensorType target) {
