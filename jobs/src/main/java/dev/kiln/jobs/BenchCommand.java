@@ -35,6 +35,7 @@ final class BenchCommand implements KilnCli.Command {
                 "  --threads  worker counts, comma-separated; each worker runs its own executor single-threaded",
                 "  --reps     interleaved repetitions per mode; medians and min-max are reported",
                 "  --compiled-only  skip the eager runs",
+                "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
@@ -45,13 +46,14 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart"), Set.of("compiled-only", "spark"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model"), Set.of("compiled-only", "spark"));
         if (args.flag("spark")) {
             SparkBenchmark.run(args.getInt("rows", 1_000_000), args.getInt("reps", 3), args.getIntList("batch", "1024").get(0), out);
             return 0;
         }
-        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
-        out.printf("Seed MLP (%s), %s%n", entry.description(), environment());
+        ModelZoo.Entry entry = ModelZoo.get(args.get("model", "zoo:seed-mlp"));
+        entry.block().setSeed(7);
+        out.printf("%s (%s), %s%n", entry.name(), entry.description(), environment());
         SeedBenchmark bench = new SeedBenchmark(entry.block(), entry.signature(), args.getInt("calls", 1000), args.getInt("rows", 262_144),
                 args.getInt("reps", 5), out,
                 !args.flag("compiled-only"));

@@ -26,14 +26,14 @@ public final class Conv2dOp extends BaseOp {
     }
 
     /** The resolved geometry of one convolution. */
-    record Geometry(int c, int h, int w, int m, int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr, int dh, int dw, int groups,
+    public record Geometry(int c, int h, int w, int m, int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr, int dh, int dw, int groups,
                     int oh, int ow) { }
 
     static long[] longs(Attributes a, String name, long... defaults) {
         return a.has(name) ? a.getLongs(name) : defaults;
     }
 
-    static Geometry geometry(Shape x, Shape w, Attributes a) {
+    public static Geometry geometry(Shape x, Shape w, Attributes a) {
         if (x.rank() != 4 || w.rank() != 4) {
             throw shapeError("conv2d needs x [N, C, H, W] and weight [M, C/groups, kH, kW] but got %s and %s", x, w);
         }

@@ -64,6 +64,35 @@ class ConvolutionKernelTest {
         assertThat(y).containsExactly(10);
     }
 
+    /** The same hand-worked cases through the CPU backend's im2col + BLAS kernel (a compiled one-node graph). */
+    @Test
+    void theBlasKernelGivesTheSameHandWorkedValues() {
+        assertThat(compiled(Attributes.of("pads", new long[] {1, 0, 0, 1}, "strides", new long[] {2, 2}), new long[] {1, 3, 3}, new long[] {1, 1, 2, 2},
+                X3, new float[] {1, 0, 0, -1}, null)).containsExactly(-2, 0, -4, 6);
+        assertThat(compiled(Attributes.of("groups", 2), new long[] {2, 1, 1}, new long[] {2, 1, 1, 1}, new float[] {3, 5}, new float[] {2, 10},
+                new float[] {1, -1})).containsExactly(7, 49);
+        assertThat(compiled(Attributes.of("dilations", new long[] {2, 2}), new long[] {1, 3, 3}, new long[] {1, 1, 2, 2}, X3, new float[] {1, 0, 0, 1}, null))
+                .containsExactly(10);
+    }
+
+    private static float[] compiled(Attributes attributes, long[] imageShape, long[] weightShape, float[] x, float[] w, float[] bias) {
+        dev.kiln.engine.ir.GraphBuilder b = new dev.kiln.engine.ir.GraphBuilder();
+        dev.kiln.engine.ir.Value in = b.input("x", TensorType.float32(Shape.batched(imageShape)));
+        dev.kiln.engine.ir.Value weight = b.parameter("w", dev.kiln.engine.tensor.TensorData.ofFloats(weightShape, w));
+        List<dev.kiln.engine.ir.Value> inputs = new ArrayList<>(List.of(in, weight));
+        if (bias != null) {
+            inputs.add(b.parameter("b", dev.kiln.engine.tensor.TensorData.ofFloats(new long[] {bias.length}, bias)));
+        }
+        b.output("y", b.add(OpRegistry.CONV2D, attributes, inputs, null).get(0));
+        long[] shape = new long[imageShape.length + 1];
+        shape[0] = 1;
+        System.arraycopy(imageShape, 0, shape, 1, imageShape.length);
+        try (dev.kiln.engine.exec.CompiledModel model = new dev.kiln.engine.exec.CompiledModel(b.build(), List.of(),
+                dev.kiln.engine.backend.cpu.CpuBackend.INSTANCE)) {
+            return model.run(java.util.Map.of("x", dev.kiln.engine.tensor.TensorData.ofFloats(shape, x))).get("y").toFloatArray();
+        }
+    }
+
     @Test
     void maxPoolingWithAndWithoutPadding() {
         float[] x = new float[16];

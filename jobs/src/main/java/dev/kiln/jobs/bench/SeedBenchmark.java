@@ -61,7 +61,8 @@ public final class SeedBenchmark {
     }
 
     public List<Result> run(List<Integer> batches, List<Integer> threadCounts) throws Exception {
-        long features = signature.inputs().get(0).shape().dim(1).size();
+        dev.kiln.engine.tensor.Shape inputShape = signature.inputs().get(0).shape();
+        long features = inputShape.elementCount(1);
         List<Result> results = new ArrayList<>();
         try (CompiledModel model = Kiln.compile(block, signature)) {
             for (int threads : threadCounts) {
@@ -72,7 +73,7 @@ public final class SeedBenchmark {
                     for (int t = 0; t < threads; t++) {
                         inputs[t] = randomInput(batch * (int) features, 42 + t);
                     }
-                    IntFunction<Worker> eager = t -> eagerWorker(inputs[t], batch, features);
+                    IntFunction<Worker> eager = t -> eagerWorker(inputs[t], inputShape.resolve(batch));
                     IntFunction<Worker> compiled = t -> compiledWorker(model, inputs[t], batch);
                     double[][] eagerTimes = new double[repetitions][];
                     double[][] compiledTimes = new double[repetitions][];
@@ -132,8 +133,7 @@ public final class SeedBenchmark {
         }
     }
 
-    private Worker eagerWorker(float[] input, int batch, long features) {
-        long[] shape = {batch, features};
+    private Worker eagerWorker(float[] input, long[] shape) {
         return () -> {
             Tensor y = block.forward(Tensor.of(TensorData.ofFloats(shape, input)));
             y.toFloatArray();

@@ -36,6 +36,8 @@ public final class CpuBackend implements Backend {
                 return new BlasDenseKernel(node, inputs, outputs[0]);
             case OpRegistry.MATMUL:
                 return new BlasMatMulKernel(inputs[0], inputs[1], outputs[0]);
+            case OpRegistry.CONV2D:
+                return new BlasConvKernel(inputs, outputs[0], node.attributes());
             default:
                 return null;
         }
