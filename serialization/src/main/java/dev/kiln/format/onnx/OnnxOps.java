@@ -314,6 +314,67 @@ final class OnnxOps {
             }
             return null;
         });
+        register("Clip", (n, in) -> {
+            // clamp(x, lo, hi) = lo + relu(x - lo) - relu(x - hi), exact for lo <= hi; one-sided bounds drop a term.
+            GraphBuilder b = in.builder();
+            Value x = in.value(n.getInput(0));
+            Float lo = n.getInputCount() > 1 && !n.getInput(1).isEmpty() ? in.constant(n.getInput(1)).toFloatArray()[0] : null;
+            Float hi = n.getInputCount() > 2 && !n.getInput(2).isEmpty() ? in.constant(n.getInput(2)).toFloatArray()[0] : null;
+            Value y = x;
+            if (lo != null) {
+                Value low = b.constant(TensorData.scalar(lo));
+                y = b.add1(OpRegistry.ADD, Attributes.EMPTY, n.getName(), low,
+                        b.add1("relu", Attributes.EMPTY, n.getName(), b.add1(OpRegistry.SUB, Attributes.EMPTY, n.getName(), x, low)));
+            }
+            if (hi != null) {
+                Value high = b.constant(TensorData.scalar(hi));
+                Value over = b.add1("relu", Attributes.EMPTY, n.getName(), b.add1(OpRegistry.SUB, Attributes.EMPTY, n.getName(), x, high));
+                y = b.add1(OpRegistry.SUB, Attributes.EMPTY, n.getName(), y, over);
+            }
+            in.define(n.getOutput(0), y);
+        }, (n, c) -> {
+            for (int i = 1; i < n.getInputCount(); i++) {
+                if (!n.getInput(i).isEmpty() && !c.isConstant(n.getInput(i))) {
+                    return "min and max must be constants";
+                }
+            }
+            return null;
+        });
+        register("Slice", (n, in) -> {
+            if (n.getInputCount() > 4 && !n.getInput(4).isEmpty()) {
+                for (long step : longs(in.constant(n.getInput(4)), n.getInput(4))) {
+                    if (step != 1) {
+                        throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Slice with step %d is not supported (only 1)", step);
+                    }
+                }
+            }
+            // Step-1 slices of concrete axes: a split into [before, kept, after], keeping the middle piece.
+            Value x = in.value(n.getInput(0));
+            long[] starts = longs(in.constant(n.getInput(1)), n.getInput(1));
+            long[] ends = longs(in.constant(n.getInput(2)), n.getInput(2));
+            long[] axes = n.getInputCount() > 3 && !n.getInput(3).isEmpty() ? longs(in.constant(n.getInput(3)), n.getInput(3)) : null;
+            for (int i = 0; i < starts.length; i++) {
+                int axis = x.type().shape().normalizeAxis((int) (axes == null ? i : axes[i]));
+                Dim d = x.type().shape().dim(axis);
+                if (d.isSymbolic()) {
+                    throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Slice of the symbolic batch axis is not supported");
+                }
+                long size = d.size();
+                long start = Math.max(0, Math.min(size, starts[i] < 0 ? starts[i] + size : starts[i]));
+                long end = Math.max(start, Math.min(size, ends[i] < 0 ? ends[i] + size : ends[i]));
+                List<Value> parts = in.builder().add(OpRegistry.SPLIT, Attributes.of("axis", axis, "sizes", new long[] {start, end - start, size - end}),
+                        List.of(x), n.getName());
+                x = parts.get(1);
+            }
+            in.define(n.getOutput(0), x);
+        }, (n, c) -> {
+            for (int i = 1; i < n.getInputCount(); i++) {
+                if (!n.getInput(i).isEmpty() && !c.isConstant(n.getInput(i))) {
+                    return "starts, ends, axes and steps must be constants";
+                }
+            }
+            return null;
+        });
         register("Constant", (n, in) -> {
             TensorData data = in.tensor(n.getAttribute(0).getT());
             in.defineConstant(n.getOutput(0), data);

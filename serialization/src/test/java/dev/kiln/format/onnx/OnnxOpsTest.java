@@ -83,6 +83,29 @@ class OnnxOpsTest {
         assertThat(run(node, input("x", 1, 3), new long[] {2, 1, 3}, new float[] {1, 2, 3, 4, 5, 6})).containsExactly(1, 2, 3, 4, 5, 6);
     }
 
+    private static Onnx.TensorProto int64s(String name, long... values) {
+        ByteBuffer b = ByteBuffer.allocate(values.length * 8).order(ByteOrder.LITTLE_ENDIAN);
+        for (long v : values) {
+            b.putLong(v);
+        }
+        return Onnx.TensorProto.newBuilder().setName(name).setDataType(7).addDims(values.length).setRawData(com.google.protobuf.ByteString.copyFrom(b.array())).build();
+    }
+
+    @Test
+    void clipWithBothBounds() throws Exception {
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Clip").addInput("x").addInput("lo").addInput("hi").addOutput("y").build();
+        assertThat(run(node, input("x", 4), new long[] {1, 4}, new float[] {-3, -1, 0.5f, 9},
+                floats("lo", new long[] {}, -1), floats("hi", new long[] {}, 2))).containsExactly(-1, -1, 0.5f, 2);
+    }
+
+    @Test
+    void sliceWithNegativeEndAndAxis() throws Exception {
+        // x [1, 2, 4]: keep columns 1..3 (end -1) of the last axis (axis -1).
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Slice").addInput("x").addInput("s").addInput("e").addInput("a").addOutput("y").build();
+        assertThat(run(node, input("x", 2, 4), new long[] {1, 2, 4}, new float[] {1, 2, 3, 4, 5, 6, 7, 8},
+                int64s("s", 1), int64s("e", -1), int64s("a", -1))).containsExactly(2, 3, 6, 7);
+    }
+
     @Test
     void batchNormalizationFoldsToAPerChannelAffine() throws Exception {
         // Channel 0: (x - 1) / sqrt(4 + 0) * 2 + 3 = x + 2; channel 1: (x - 0) / sqrt(1) * 1 + 0 = x.
