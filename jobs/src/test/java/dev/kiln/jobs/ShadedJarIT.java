@@ -1,10 +1,6 @@
 package dev.kiln.jobs;
 
-import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.types.DataTypes;
-import org.apache.spark.sql.types.StructType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -12,15 +8,12 @@ import java.io.File;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.within;
 
 /**
  * The shaded jar is complete: a separate driver JVM whose classpath is only the shaded jar plus Spark's jars runs
@@ -28,8 +21,6 @@ import static org.assertj.core.api.Assertions.within;
  * jar through spark.jars), and the predictions match PyTorch.
  */
 class ShadedJarIT {
-    private static final Path MLP = Paths.get(System.getProperty("kiln.models.dir", "../shared/models"), "mlp");
-
     @Test
     void scoreJobRunsOnALocalClusterFromTheShadedJarAlone(@TempDir Path dir) throws Exception {
         Path jar = Path.of(System.getProperty("kiln.shaded.jar"));
@@ -38,25 +29,13 @@ class ShadedJarIT {
         Files.writeString(sparkHome.resolve("RELEASE"), "Spark jars for Kiln's shaded-jar test\n");
 
         Path model = dir.resolve("mlp.kiln");
-        assertThat(KilnCli.run(new String[] {"compile", "--model", "zoo:seed-mlp", "--weights", MLP.resolve("weights.safetensors").toString(),
+        assertThat(KilnCli.run(new String[] {"compile", "--model", "zoo:seed-mlp", "--weights", ReferenceTables.MLP.resolve("weights.safetensors").toString(),
                 "--out", model.toString()}, System.out, System.err)).isZero();
-        float[] x = dev.kiln.format.safetensors.Safetensors.read(MLP.resolve("inputs.safetensors")).get("x").toFloatArray();
-        float[] expected = dev.kiln.format.safetensors.Safetensors.read(MLP.resolve("expected.safetensors")).get("y").toFloatArray();
         Path input = dir.resolve("in.parquet");
         Path output = dir.resolve("out.parquet");
-        SparkSession local = SparkSession.builder().master("local[2]").config("spark.ui.enabled", "false")
-                .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1").getOrCreate();
+        SparkSession local = ReferenceTables.localSpark();
         try {
-            List<Row> rows = new ArrayList<>();
-            for (int r = 0; r < 8; r++) {
-                List<Float> features = new ArrayList<>();
-                for (int j = 0; j < 512; j++) {
-                    features.add(x[r * 512 + j]);
-                }
-                rows.add(RowFactory.create((long) r, features));
-            }
-            StructType schema = new StructType().add("id", DataTypes.LongType).add("features", DataTypes.createArrayType(DataTypes.FloatType));
-            local.createDataFrame(rows, schema).repartition(4).write().parquet(input.toString());
+            ReferenceTables.writeInputs(local, input, 4);
         } finally {
             local.stop();
         }
@@ -87,20 +66,9 @@ class ShadedJarIT {
         assertThat(driver.exitValue()).as("driver exit code; log:%n%s", log).isZero();
         assertThat(log).contains("Scored 8 rows");
 
-        SparkSession reader = SparkSession.builder().master("local[2]").config("spark.ui.enabled", "false")
-                .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1").getOrCreate();
+        SparkSession reader = ReferenceTables.localSpark();
         try {
-            List<Row> scored = new ArrayList<>(reader.read().parquet(output.toString()).collectAsList());
-            scored.sort(Comparator.comparingLong(r -> r.getLong(0)));
-            assertThat(scored).hasSize(8);
-            for (Row row : scored) {
-                int id = (int) row.getLong(0);
-                List<Float> y = row.getList(row.fieldIndex("y"));
-                for (int j = 0; j < 2; j++) {
-                    float e = expected[id * 2 + j];
-                    assertThat(y.get(j)).isCloseTo(e, within((float) (1e-6 + 1e-5 * Math.abs(e))));
-                }
-            }
+            ReferenceTables.assertMatchesPyTorch(reader, output);
         } finally {
             reader.stop();
         }

@@ -23,14 +23,14 @@ public abstract class InputAdapter implements Serializable {
     /** Writes the row's values at {@code address}; returns null or the reason the row cannot be scored. */
     public abstract String write(InternalRow row, long address);
 
-    /** {@code array<float>} of a fixed length: one null-bitmap check and one memory copy per row. */
-    static final class FloatArrayColumn extends InputAdapter {
+    /** An adapter reading one column of {@code width} values per row. */
+    abstract static class SingleColumn extends InputAdapter {
         private static final long serialVersionUID = 1L;
-        private final int ordinal;
-        private final String name;
-        private final int width;
+        final int ordinal;
+        final String name;
+        final int width;
 
-        FloatArrayColumn(int ordinal, String name, int width) {
+        SingleColumn(int ordinal, String name, int width) {
             this.ordinal = ordinal;
             this.name = name;
             this.width = width;
@@ -44,6 +44,15 @@ public abstract class InputAdapter implements Serializable {
         @Override
         public int width() {
             return width;
+        }
+    }
+
+    /** {@code array<float>} of a fixed length: one null-bitmap check and one memory copy per row. */
+    static final class FloatArrayColumn extends SingleColumn {
+        private static final long serialVersionUID = 1L;
+
+        FloatArrayColumn(int ordinal, String name, int width) {
+            super(ordinal, name, width);
         }
 
         @Override
@@ -63,26 +72,11 @@ public abstract class InputAdapter implements Serializable {
     }
 
     /** {@code array<double>}, converted to float32 per element. */
-    static final class DoubleArrayColumn extends InputAdapter {
+    static final class DoubleArrayColumn extends SingleColumn {
         private static final long serialVersionUID = 1L;
-        private final int ordinal;
-        private final String name;
-        private final int width;
 
         DoubleArrayColumn(int ordinal, String name, int width) {
-            this.ordinal = ordinal;
-            this.name = name;
-            this.width = width;
-        }
-
-        @Override
-        public String columns() {
-            return name;
-        }
-
-        @Override
-        public int width() {
-            return width;
+            super(ordinal, name, width);
         }
 
         @Override
@@ -105,26 +99,11 @@ public abstract class InputAdapter implements Serializable {
     }
 
     /** A Spark ML {@code Vector} (dense or sparse), converted to float32. */
-    static final class VectorColumn extends InputAdapter {
+    static final class VectorColumn extends SingleColumn {
         private static final long serialVersionUID = 1L;
-        private final int ordinal;
-        private final String name;
-        private final int width;
 
         VectorColumn(int ordinal, String name, int width) {
-            this.ordinal = ordinal;
-            this.name = name;
-            this.width = width;
-        }
-
-        @Override
-        public String columns() {
-            return name;
-        }
-
-        @Override
-        public int width() {
-            return width;
+            super(ordinal, name, width);
         }
 
         @Override

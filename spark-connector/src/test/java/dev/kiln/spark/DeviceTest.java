@@ -1,14 +1,10 @@
 package dev.kiln.spark;
 
 import dev.kiln.engine.KilnException;
-import dev.kiln.engine.backend.Backend;
 import dev.kiln.engine.backend.cpu.CpuBackend;
-import dev.kiln.engine.exec.CompiledModel;
 import org.apache.spark.resource.ResourceInformation;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -31,24 +27,11 @@ class DeviceTest {
 
     @Test
     void aGpuDeviceGetsTheRegisteredBackendWithItsOrdinal() {
-        List<Integer> given = new ArrayList<>();
-        Backends.register("cuda", ordinal -> {
-            given.add(ordinal);
-            return new Backend() {
-                @Override
-                public String name() {
-                    return "recording-cuda";
-                }
-
-                @Override
-                public LoadedModel load(CompiledModel model) {
-                    return CpuBackend.INSTANCE.load(model);
-                }
-            };
-        });
+        RecordingBackend.ORDINALS.clear();
+        Backends.register("cuda", RecordingBackend::new);
         try {
             assertThat(Backends.forDevice(Device.select("auto", gpus("7"))).name()).isEqualTo("recording-cuda");
-            assertThat(given).containsExactly(7);
+            assertThat(RecordingBackend.ORDINALS).containsExactly(7);
             assertThat(Backends.forDevice(Device.CPU)).isSameAs(CpuBackend.INSTANCE);
         } finally {
             Backends.unregister("cuda");
