@@ -178,8 +178,12 @@ final class OnnxOps {
         register("Gather", (n, in) -> {
             OnnxImporter.ShapeValue data = in.shapeValue(n.getInput(0));
             OnnxImporter.ShapeValue index = in.shapeValue(n.getInput(1));
+            if (data == null && index != null && !index.values().isEmpty()) {
+                gatherConstantIndices(n, in, index);
+                return;
+            }
             if (data == null || index == null || intAttr(n, "axis", 0) != 0) {
-                throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Gather is supported on shapes known at import time (indexing x.shape), not on tensors");
+                throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Gather needs constant indices (or a shape known at import time)");
             }
             List<Dim> picked = new java.util.ArrayList<>();
             for (dev.kiln.engine.tensor.Dim i : index.values()) {
@@ -375,6 +379,35 @@ final class OnnxOps {
             }
             return null;
         });
+        register("AveragePool", (n, in) -> {
+            // A depthwise conv2d with every weight 1 / (kH * kW): exact when padded positions count (or there are none).
+            Value x = in.value(n.getInput(0));
+            long[] k = intsAttr(n, "kernel_shape");
+            long channels = x.type().shape().dim(1).size();
+            float[] weights = new float[(int) (channels * k[0] * k[1])];
+            java.util.Arrays.fill(weights, 1f / (k[0] * k[1]));
+            GraphBuilder b = in.builder();
+            Value w = b.constant(TensorData.ofFloats(new long[] {channels, 1, k[0], k[1]}, weights));
+            Attributes attrs = Attributes.of("groups", channels);
+            if (intsAttr(n, "strides") != null) {
+                attrs = attrs.with("strides", intsAttr(n, "strides"));
+            }
+            if (intsAttr(n, "pads") != null) {
+                attrs = attrs.with("pads", intsAttr(n, "pads"));
+            }
+            in.define(n.getOutput(0), b.add1(OpRegistry.CONV2D, attrs, n.getName(), x, w));
+        }, (n, c) -> {
+            long[] k = intsAttr(n, "kernel_shape");
+            long[] pads = intsAttr(n, "pads");
+            boolean padded = pads != null && java.util.Arrays.stream(pads).anyMatch(p -> p != 0);
+            if (k == null || k.length != 2) {
+                return "only 2-D pooling is supported";
+            }
+            if (intAttr(n, "ceil_mode", 0) != 0 || padded && intAttr(n, "count_include_pad", 0) == 0) {
+                return "ceil_mode, and padding that is not counted (count_include_pad=0), are not supported";
+            }
+            return null;
+        });
         register("Constant", (n, in) -> {
             TensorData data = in.tensor(n.getAttribute(0).getT());
             in.defineConstant(n.getOutput(0), data);
@@ -406,6 +439,40 @@ final class OnnxOps {
 
     static void convert(Onnx.NodeProto node, OnnxImporter in) {
         OPS.get(node.getOpType()).converter().convert(node, in);
+    }
+
+    /** Gather with constant indices along an axis of a computed tensor: one slice per index, joined with concat. */
+    private static void gatherConstantIndices(Onnx.NodeProto n, OnnxImporter in, OnnxImporter.ShapeValue index) {
+        Value x = in.value(n.getInput(0));
+        int axis = x.type().shape().normalizeAxis((int) intAttr(n, "axis", 0));
+        Dim d = x.type().shape().dim(axis);
+        if (d.isSymbolic() || !index.scalar() && index.values().size() == 0) {
+            throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Gather along the symbolic batch axis is not supported");
+        }
+        long size = d.size();
+        List<Value> picked = new java.util.ArrayList<>();
+        for (Dim i : index.values()) {
+            long k = i.size();
+            if (k >= size) {
+                throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "Gather index %d is out of range for axis %d of size %d", k, axis, size);
+            }
+            picked.add(in.builder().add(OpRegistry.SPLIT, Attributes.of("axis", axis, "sizes", new long[] {k, 1, size - k - 1}), List.of(x), n.getName()).get(1));
+        }
+        Value joined = picked.size() == 1 ? picked.get(0) : in.builder().add(OpRegistry.CONCAT, Attributes.of("axis", axis), picked, n.getName()).get(0);
+        if (index.scalar()) {
+            // A scalar index removes the axis.
+            dev.kiln.engine.tensor.Shape shape = joined.type().shape();
+            long[] target = new long[shape.rank() - 1];
+            for (int i = 0, j = 0; i < shape.rank(); i++) {
+                if (i == axis) {
+                    continue;
+                }
+                target[j] = shape.dim(i).isConcrete() ? shape.dim(i).size() : (i == j ? 0 : -1);
+                j++;
+            }
+            joined = in.builder().add1(OpRegistry.RESHAPE, Attributes.of("shape", target), n.getName(), joined);
+        }
+        in.define(n.getOutput(0), joined);
     }
 
     /** Shape arithmetic at import time (Div by a constant: d // heads). */

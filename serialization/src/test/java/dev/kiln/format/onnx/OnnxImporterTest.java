@@ -80,7 +80,7 @@ class OnnxImporterTest {
         assertThatThrownBy(() -> OnnxImporter.importModel(file))
                 .isInstanceOf(KilnException.class)
                 .hasMessageContaining("unsupported.onnx has 2 unsupported nodes: TopK at node 'top' (opset 13); NonMaxSuppression at node 'nms_1' (opset 13)")
-                .hasMessageContaining("Supported ops: Add, BatchNormalization, Cast, Clip, Concat, Constant, Conv")
+                .hasMessageContaining("Supported ops: Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, Conv")
                 .extracting(e -> ((KilnException) e).code()).isEqualTo(ErrorCode.UNSUPPORTED_OP);
     }
 

@@ -107,6 +107,27 @@ class OnnxOpsTest {
     }
 
     @Test
+    void averagePoolIsTheMeanOfEachWindow() throws Exception {
+        // x = 1..16 on a 4x4 grid, 2x2 windows with stride 2: means of {1,2,5,6}, {3,4,7,8}, {9,10,13,14}, {11,12,15,16}.
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("AveragePool").addInput("x").addOutput("y")
+                .addAttribute(Onnx.AttributeProto.newBuilder().setName("kernel_shape").setType(Onnx.AttributeProto.AttributeType.INTS).addInts(2).addInts(2))
+                .addAttribute(Onnx.AttributeProto.newBuilder().setName("strides").setType(Onnx.AttributeProto.AttributeType.INTS).addInts(2).addInts(2)).build();
+        float[] x = new float[16];
+        for (int i = 0; i < 16; i++) {
+            x[i] = i + 1;
+        }
+        assertThat(run(node, input("x", 1, 4, 4), new long[] {1, 1, 4, 4}, x)).containsExactly(3.5f, 5.5f, 11.5f, 13.5f);
+    }
+
+    @Test
+    void gatherWithConstantIndicesPicksColumnsInOrder() throws Exception {
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Gather").addInput("x").addInput("i").addOutput("y")
+                .addAttribute(Onnx.AttributeProto.newBuilder().setName("axis").setType(Onnx.AttributeProto.AttributeType.INT).setI(1)).build();
+        assertThat(run(node, input("x", 4), new long[] {2, 4}, new float[] {10, 11, 12, 13, 20, 21, 22, 23}, int64s("i", 3, 0)))
+                .containsExactly(13, 10, 23, 20);
+    }
+
+    @Test
     void batchNormalizationFoldsToAPerChannelAffine() throws Exception {
         // Channel 0: (x - 1) / sqrt(4 + 0) * 2 + 3 = x + 2; channel 1: (x - 0) / sqrt(1) * 1 + 0 = x.
         Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("BatchNormalization").addInput("x").addInput("s").addInput("b").addInput("m").addInput("v")
