@@ -35,7 +35,8 @@ final class BenchCommand implements KilnCli.Command {
                 "  --threads  worker counts, comma-separated; each worker runs its own executor single-threaded",
                 "  --reps     interleaved repetitions per mode; medians and min-max are reported",
                 "  --compiled-only  skip the eager runs",
-                "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder",
+                "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder; with --peers an ONNX file",
+                "  --peers    instead: Kiln vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceiling",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
@@ -46,7 +47,15 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model"), Set.of("compiled-only", "spark"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model"), Set.of("compiled-only", "spark", "peers"));
+        if (args.flag("peers")) {
+            Path onnx = Path.of(args.get("model", "../shared/models/mlp/model.onnx"));
+            out.printf("Kiln vs ONNX Runtime 1.28.0 on %s, one thread, %s%n", onnx, environment());
+            List<SeedBenchmark.Result> results = dev.kiln.jobs.bench.PeerBenchmark.run(Models.existingFile(onnx.toString()),
+                    args.getIntList("batch", "1,1024"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
+            writeOutputs(args, results, out);
+            return 0;
+        }
         if (args.flag("spark")) {
             SparkBenchmark.run(args.getInt("rows", 1_000_000), args.getInt("reps", 3), args.getIntList("batch", "1024").get(0), out);
             return 0;
@@ -58,6 +67,11 @@ final class BenchCommand implements KilnCli.Command {
                 args.getInt("reps", 5), out,
                 !args.flag("compiled-only"));
         List<SeedBenchmark.Result> results = bench.run(args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"));
+        writeOutputs(args, results, out);
+        return 0;
+    }
+
+    private static void writeOutputs(Args args, List<SeedBenchmark.Result> results, PrintStream out) throws java.io.IOException {
         if (args.has("chart")) {
             Path png = Models.outputFile(args.get("chart", null));
             dev.kiln.jobs.bench.BenchChart.write(results, png);
@@ -68,7 +82,6 @@ final class BenchCommand implements KilnCli.Command {
             Files.writeString(json, SeedBenchmark.toJson(results), StandardCharsets.UTF_8);
             out.printf("Wrote %s%n", json);
         }
-        return 0;
     }
 
     static String environment() {

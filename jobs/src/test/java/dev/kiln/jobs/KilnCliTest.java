@@ -169,6 +169,19 @@ class KilnCliTest {
     }
 
     @Test
+    void peersBenchmarkChecksOutputsAndReportsEachMode(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("peers.json");
+        Result r = kiln("bench", "--peers", "--model", MLP.resolve("model.onnx").toString(), "--calls", "20", "--rows", "64", "--batch", "1,8",
+                "--reps", "1", "--json", json.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readString(json));
+        assertThat(root.path("results")).hasSize(6);
+        java.util.Set<String> modes = new java.util.HashSet<>();
+        root.path("results").forEach(result -> modes.add(result.path("mode").asText()));
+        assertThat(modes).containsExactlyInAnyOrder("compiled", "onnxruntime", "ceiling");
+    }
+
+    @Test
     void benchWritesTheDocumentedJson(@TempDir Path dir) throws Exception {
         Path json = dir.resolve("bench.json");
         Path chart = dir.resolve("bench.png");

@@ -1,0 +1,185 @@
+package dev.kiln.jobs.bench;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.Kiln;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.exec.Executor;
+import dev.kiln.engine.pass.PassPipeline;
+import dev.kiln.format.onnx.OnnxImporter;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.openblas.global.openblas_nolapack;
+
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Kiln against ONNX Runtime on the same ONNX file, one thread, interleaved repetitions: Kiln compiled (imported from
+ * the ONNX file), ONNX Runtime with its input and output tensors created once and reused (pinned outputs), and the
+ * sgemm ceiling: the model's three GEMMs alone through OpenBLAS at the same batch. Outputs are checked equal (1e-5
+ * relative) before timing. A benchmark, never a test.
+ */
+public final class PeerBenchmark {
+    private PeerBenchmark() {
+    }
+
+    /** A timed call. */
+    private interface Call {
+        void call() throws OrtException;
+    }
+
+    public static List<SeedBenchmark.Result> run(Path onnx, List<Integer> batches, int calls, int rows, int repetitions, PrintStream log) throws Exception {
+        CpuBackend.setBlasThreads(1);
+        List<SeedBenchmark.Result> results = new ArrayList<>();
+        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        OrtSession.SessionOptions options = new OrtSession.SessionOptions();
+        options.setIntraOpNumThreads(1);
+        options.setInterOpNumThreads(1);
+        options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+        try (OrtSession session = env.createSession(onnx.toString(), options);
+             CompiledModel model = Kiln.compile(OnnxImporter.importModel(onnx), PassPipeline.standard(), CpuBackend.INSTANCE)) {
+            long features = model.signature().inputs().get(0).shape().dim(1).size();
+            long outWidth = model.signature().outputs().get(0).shape().dim(1).size();
+            String inName = model.signature().inputs().get(0).name();
+            String outName = model.signature().outputs().get(0).name();
+            for (int batch : batches) {
+                int n = batch == 1 ? calls : Math.max(5, rows / batch);
+                float[] input = SeedBenchmark.randomInput(batch * (int) features, 42);
+                float[] kilnOut = new float[(int) (batch * outWidth)];
+                FloatBuffer ortIn = ByteBuffer.allocateDirect(input.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer().put(input);
+                ortIn.rewind();
+                FloatBuffer ortOutBuffer = ByteBuffer.allocateDirect(kilnOut.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+                try (Executor executor = model.newExecutor(batch);
+                     OnnxTensor inTensor = OnnxTensor.createTensor(env, ortIn, new long[] {batch, features});
+                     OnnxTensor outTensor = OnnxTensor.createTensor(env, ortOutBuffer, new long[] {batch, outWidth});
+                     Gemms gemms = new Gemms(batch)) {
+                    Call kiln = () -> {
+                        executor.setInput(0, input, 0, batch);
+                        executor.run(batch);
+                        executor.getOutput(0, kilnOut, 0);
+                    };
+                    Call ort = () -> {
+                        try (OrtSession.Result ignored = session.run(Map.of(inName, inTensor), Map.of(outName, outTensor))) {
+                            // Outputs land in the pinned tensor.
+                        }
+                    };
+                    kiln.call();
+                    ort.call();
+                    checkEqual(kilnOut, outTensor.getFloatBuffer(), batch);
+                    Call ceiling = gemms::run;
+                    int warmup = Math.max(20_000 / batch, 2 * n);
+                    for (Call c : List.of(kiln, ort, ceiling)) {
+                        time(c, warmup);
+                    }
+                    double[][] seconds = new double[3][repetitions];
+                    for (int r = 0; r < repetitions; r++) {
+                        seconds[0][r] = time(kiln, n);
+                        seconds[1][r] = time(ort, n);
+                        seconds[2][r] = time(ceiling, n);
+                    }
+                    String[] modes = {"compiled", "onnxruntime", "ceiling"};
+                    StringBuilder line = new StringBuilder(String.format("batch %5d  threads 1", batch));
+                    for (int m = 0; m < 3; m++) {
+                        SeedBenchmark.Result result = summarize(modes[m], batch, n, seconds[m]);
+                        results.add(result);
+                        line.append(String.format("  %s %.1f us/call %,.0f rows/s", modes[m], result.usPerCall(), result.rowsPerSecond()));
+                    }
+                    log.println(line);
+                }
+            }
+        }
+        return results;
+    }
+
+    private static SeedBenchmark.Result summarize(String mode, int batch, int n, double[] seconds) {
+        double[] us = new double[seconds.length];
+        double[] rowsPerS = new double[seconds.length];
+        for (int i = 0; i < seconds.length; i++) {
+            us[i] = seconds[i] * 1e6 / n;
+            rowsPerS[i] = (double) n * batch / seconds[i];
+        }
+        Arrays.sort(us);
+        Arrays.sort(rowsPerS);
+        return new SeedBenchmark.Result(mode, batch, 1, SeedBenchmark.median(us), us[0], us[us.length - 1],
+                SeedBenchmark.median(rowsPerS), rowsPerS[0], rowsPerS[rowsPerS.length - 1], n, seconds.length);
+    }
+
+    private static double time(Call call, int n) throws OrtException {
+        long start = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            call.call();
+        }
+        return (System.nanoTime() - start) / 1e9;
+    }
+
+    private static void checkEqual(float[] kiln, FloatBuffer ort, int batch) {
+        for (int i = 0; i < kiln.length; i++) {
+            float o = ort.get(i);
+            if (Math.abs(kiln[i] - o) > 1e-6 + 1e-5 * Math.abs(o)) {
+                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "At batch %d, Kiln and ONNX Runtime differ at element %d: %s vs %s", batch, i, kiln[i], o);
+            }
+        }
+    }
+
+    /** The seed MLP's three GEMMs (512->256->128->2) alone through OpenBLAS: the floor under any engine's time. */
+    private static final class Gemms implements AutoCloseable {
+        private final int batch;
+        private final FloatPointer x;
+        private final FloatPointer h1;
+        private final FloatPointer h2;
+        private final FloatPointer y;
+        private final FloatPointer w1;
+        private final FloatPointer w2;
+        private final FloatPointer w3;
+
+        Gemms(int batch) {
+            this.batch = batch;
+            x = filled(batch * 512L);
+            h1 = new FloatPointer(batch * 256L);
+            h2 = new FloatPointer(batch * 128L);
+            y = new FloatPointer(batch * 2L);
+            w1 = filled(256 * 512L);
+            w2 = filled(128 * 256L);
+            w3 = filled(2 * 128L);
+        }
+
+        private static FloatPointer filled(long n) {
+            FloatPointer p = new FloatPointer(n);
+            FloatBuffer b = p.asBuffer();
+            for (int i = 0; i < n; i++) {
+                b.put(i, (float) Math.sin(i));
+            }
+            return p;
+        }
+
+        void run() {
+            gemm(x, w1, h1, 512, 256);
+            gemm(h1, w2, h2, 256, 128);
+            gemm(h2, w3, y, 128, 2);
+        }
+
+        private void gemm(FloatPointer a, FloatPointer w, FloatPointer c, int k, int n) {
+            openblas_nolapack.cblas_sgemm(openblas_nolapack.CblasRowMajor, openblas_nolapack.CblasNoTrans, openblas_nolapack.CblasTrans,
+                    batch, n, k, 1f, a, k, w, k, 0f, c, n);
+        }
+
+        @Override
+        public void close() {
+            for (FloatPointer p : List.of(x, h1, h2, y, w1, w2, w3)) {
+                p.close();
+            }
+        }
+    }
+}
