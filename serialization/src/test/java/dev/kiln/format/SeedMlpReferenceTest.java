@@ -10,8 +10,6 @@ import org.junit.jupiter.api.Test;
 
 import java.util.Map;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 /** The seed MLP written with Kiln's block API reproduces PyTorch's outputs, eagerly and compiled. */
 class SeedMlpReferenceTest {
     @Test

@@ -232,13 +232,13 @@ public class KilnModel extends Transformer {
 
     @Override
     public StructType transformSchema(StructType schema) {
-        return plan(schema, signature(), null, null).outputSchema;
+        return plan(schema, signature()).outputSchema;
     }
 
     /** The validated mapping of columns to model inputs and outputs to columns. */
     private record Mapping(List<InputAdapter> inputs, List<OutputColumn> outputs, StructType outputSchema) { }
 
-    private Mapping plan(StructType schema, Signature signature, Object unused, Object unused2) {
+    private Mapping plan(StructType schema, Signature signature) {
         String[] cols = isDefined(inputCols) ? $(inputCols) : new String[0];
         List<Signature.Spec> modelInputs = signature.inputs();
         if (cols.length == 0) {
@@ -377,7 +377,7 @@ public class KilnModel extends Transformer {
         SparkSession spark = dataset.sparkSession();
         ModelHandle model = handle(spark);
         Dataset<Row> frame = dataset.toDF();
-        Mapping mapping = plan(frame.schema(), model.driverFile().signature(), null, null);
+        Mapping mapping = plan(frame.schema(), model.driverFile().signature());
         String key = $(keyCol);
         int keyOrdinal = key.isEmpty() ? -1 : frame.schema().fieldIndex(key);
         KilnMetrics metrics = new KilnMetrics(spark.sparkContext(), uid);

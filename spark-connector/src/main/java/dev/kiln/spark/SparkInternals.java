@@ -1,7 +1,5 @@
 package dev.kiln.spark;
 
-import dev.kiln.engine.ErrorCode;
-import dev.kiln.engine.KilnException;
 import org.apache.spark.rdd.RDD;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -77,7 +75,4 @@ public final class SparkInternals {
         return true;
     }
 
-    static KilnException unavailable(String what) {
-        return KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "Spark internal API for %s is not available in this Spark version", what);
-    }
 }

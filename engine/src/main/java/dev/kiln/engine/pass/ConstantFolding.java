@@ -2,7 +2,6 @@ package dev.kiln.engine.pass;
 
 import dev.kiln.engine.backend.Kernel;
 import dev.kiln.engine.backend.Slot;
-import dev.kiln.engine.ir.Attributes;
 import dev.kiln.engine.ir.Graph;
 import dev.kiln.engine.ir.GraphBuilder;
 import dev.kiln.engine.ir.Node;

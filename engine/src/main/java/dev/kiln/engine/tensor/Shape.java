@@ -174,12 +174,6 @@ public final class Shape {
         return new Shape(copy);
     }
 
-    public Shape drop(int axis) {
-        int a = normalizeAxis(axis);
-        List<Dim> out = new ArrayList<>(dims());
-        out.remove(a);
-        return of(out);
-    }
 
     @Override
     public boolean equals(Object o) {
@@ -220,7 +214,4 @@ public final class Shape {
         return of(dims);
     }
 
-    public static String toString(long[] sizes) {
-        return Arrays.toString(sizes);
-    }
 }

@@ -6,7 +6,6 @@ import dev.kiln.engine.ir.Attributes;
 import dev.kiln.engine.ops.OpRegistry;
 import dev.kiln.engine.tensor.eager.EagerEngine;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -343,12 +342,4 @@ public abstract class Tensor {
         return assign(scalar(value));
     }
 
-    /** Shapes of several tensors, for messages. */
-    public static String shapes(List<Tensor> tensors) {
-        List<String> out = new ArrayList<>();
-        for (Tensor t : tensors) {
-            out.add(t.shape().toString());
-        }
-        return out.toString();
-    }
 }

@@ -24,9 +24,6 @@ abstract class Epilogue {
         return new ScalarEpilogue(activation);
     }
 
-    static boolean vectorized() {
-        return VECTOR;
-    }
 
     /** Plain loops; relu via Math.max (branchless, NaN-propagating); other activations per element. */
     static final class ScalarEpilogue extends Epilogue {

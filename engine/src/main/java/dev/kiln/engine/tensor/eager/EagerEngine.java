@@ -85,7 +85,7 @@ public final class EagerEngine implements TensorEngine {
     }
 
     private List<INDArray> compute(String op, Attributes attributes, INDArray[] in, List<TensorType> outTypes) {
-        INDArray x = in[0] == null ? null : in[0];
+        INDArray x = in.length == 0 ? null : in[0];
         switch (op) {
             case OpRegistry.ADD:
                 return List.of(Nd4j.exec(new AddOp(in[0], in[1], newArray(outTypes.get(0))))[0]);
