@@ -5,12 +5,13 @@ import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.unsafe.Platform;
 
 import java.io.Serializable;
+import java.nio.ByteBuffer;
 
 /**
  * Writes one graph input of one row, as {@link #width()} float32 values, to off-heap memory (the task's Arrow batch).
  * Returns null when the row is usable, or why it is not (null, wrong length), so the caller can fail the job or null
- * the row's outputs; non-finite values are screened afterwards for the whole batch at once. One implementation per
- * accepted column kind.
+ * the row's outputs. Non-finite values are refused while copying ({@code array<float>}, the common case) or screened
+ * afterwards for the whole batch at once (the others). One implementation per accepted column kind.
  */
 public abstract class InputAdapter implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -20,8 +21,16 @@ public abstract class InputAdapter implements Serializable {
 
     public abstract int width();
 
-    /** Writes the row's values at {@code address}; returns null or the reason the row cannot be scored. */
-    public abstract String write(InternalRow row, long address);
+    /**
+     * Writes the row's values at {@code address}, which is byte {@code offset} of {@code batch}; returns null or the
+     * reason the row cannot be scored.
+     */
+    public abstract String write(InternalRow row, long address, ByteBuffer batch, int offset);
+
+    /** Whether {@link #write} also refuses NaN and infinite values, so the batch needs no screening afterwards. */
+    public boolean screensNonFinite() {
+        return false;
+    }
 
     /** An adapter reading one column of {@code width} values per row. */
     abstract static class SingleColumn extends InputAdapter {
@@ -56,7 +65,7 @@ public abstract class InputAdapter implements Serializable {
         }
 
         @Override
-        public String write(InternalRow row, long address) {
+        public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
             if (row.isNullAt(ordinal)) {
                 return "expected array<float> of length " + width + ", got null";
             }
@@ -64,10 +73,16 @@ public abstract class InputAdapter implements Serializable {
             if (array.numElements() != width) {
                 return "expected array<float> of length " + width + ", got length " + array.numElements();
             }
-            if (!SparkInternals.copyFloats(array, width, address)) {
+            int bad = SparkInternals.copyFloatsChecked(array, width, address, batch, offset);
+            if (bad == SparkInternals.NULL_ELEMENT) {
                 return "expected array<float> of length " + width + ", got null elements";
             }
-            return null;
+            return bad < 0 ? null : "value at index " + bad + " is " + array.getFloat(bad);
+        }
+
+        @Override
+        public boolean screensNonFinite() {
+            return true;
         }
     }
 
@@ -80,7 +95,7 @@ public abstract class InputAdapter implements Serializable {
         }
 
         @Override
-        public String write(InternalRow row, long address) {
+        public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
             if (row.isNullAt(ordinal)) {
                 return "expected array<double> of length " + width + ", got null";
             }
@@ -107,7 +122,7 @@ public abstract class InputAdapter implements Serializable {
         }
 
         @Override
-        public String write(InternalRow row, long address) {
+        public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
             if (row.isNullAt(ordinal)) {
                 return "expected a vector of size " + width + ", got null";
             }
@@ -166,7 +181,7 @@ public abstract class InputAdapter implements Serializable {
         }
 
         @Override
-        public String write(InternalRow row, long address) {
+        public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
             for (int c = 0; c < ordinals.length; c++) {
                 int o = ordinals[c];
                 if (row.isNullAt(o)) {

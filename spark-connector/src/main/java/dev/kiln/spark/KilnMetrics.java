@@ -34,10 +34,6 @@ public final class KilnMetrics implements Serializable {
         computeNanos.add(compute);
     }
 
-    void addConvertNanos(long nanos) {
-        convertNanos.add(nanos);
-    }
-
     public long rows() {
         return rows.value();
     }

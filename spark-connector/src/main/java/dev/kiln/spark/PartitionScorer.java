@@ -44,8 +44,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final InternalRow[] rows;
     private final int[] slots;
     private final String[] reasons;
-    private final FloatBuffer[] outputBuffers;
-    private final int[] outputOffsets;
+    private final HeldRows held;
+    private final Object[][] values;
     private final float[][] scratch;
     private final GenericInternalRow predictions;
     private final JoinedRow joined = new JoinedRow();
@@ -54,7 +54,6 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private int count;
     private int cursor;
     private volatile boolean closed;
-    private long outputNanos;
 
     PartitionScorer(ScoringPlan plan, Iterator<InternalRow> input, TaskContext task) {
         this.plan = plan;
@@ -103,8 +102,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.rows = new InternalRow[batchSize];
         this.slots = new int[batchSize];
         this.reasons = new String[batchSize];
-        this.outputBuffers = new FloatBuffer[plan.outputs().size()];
-        this.outputOffsets = new int[plan.outputs().size()];
+        this.held = new HeldRows(batchSize);
+        this.values = new Object[plan.outputs().size()][batchSize];
         this.scratch = new float[plan.outputs().size()][];
         for (int o = 0; o < scratch.length; o++) {
             scratch[o] = new float[plan.outputs().get(o).width()];
@@ -142,12 +141,13 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         count = 0;
         cursor = 0;
         int valid = 0;
+        held.clear();
         while (count < batchSize && input.hasNext()) {
-            InternalRow row = input.next().copy();
+            InternalRow row = held.hold(input.next(), count);
             String reason = null;
             for (int i = 0; i < addresses.length && reason == null; i++) {
                 InputAdapter adapter = plan.inputs().get(i);
-                reason = adapter.write(row, addresses[i] + (long) valid * adapter.width() * 4);
+                reason = adapter.write(row, addresses[i] + (long) valid * adapter.width() * 4, views[i], valid * adapter.width() * 4);
                 if (reason != null) {
                     reason = "Column '" + adapter.columns() + "' " + where(row, rowsBefore + count) + ": " + reason;
                 }
@@ -167,15 +167,19 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         long converted = System.nanoTime();
         if (valid > 0) {
             executor.run(valid);
-            for (int o = 0; o < outputBuffers.length; o++) {
-                outputBuffers[o] = executor.outputBuffer(plan.outputs().get(o).graphOutput());
-                outputOffsets[o] = executor.outputOffset(plan.outputs().get(o).graphOutput());
-            }
         }
         long computed = System.nanoTime();
-        // Converting includes writing the previous batch's predictions into rows.
-        plan.metrics().add(count, count - valid, converted - start + outputNanos, computed - converted);
-        outputNanos = 0;
+        for (int o = 0; o < values.length; o++) {
+            OutputColumn column = plan.outputs().get(o);
+            FloatBuffer buffer = valid > 0 ? executor.outputBuffer(column.graphOutput()) : null;
+            int offset = valid > 0 ? executor.outputOffset(column.graphOutput()) : 0;
+            for (int r = 0; r < count; r++) {
+                int slot = slots[r];
+                values[o][r] = slot < 0 ? null : column.value(buffer, offset + slot * column.width(), scratch[o]);
+            }
+        }
+        long done = System.nanoTime();
+        plan.metrics().add(count, count - valid, converted - start + done - computed, computed - converted);
     }
 
     /**
@@ -185,6 +189,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private int screenNonFinite(int valid) {
         for (int i = 0; i < views.length; i++) {
             InputAdapter adapter = plan.inputs().get(i);
+            if (adapter.screensNonFinite()) {
+                continue;
+            }
             int width = adapter.width();
             int from = 0;
             while (from < valid) {
@@ -236,19 +243,16 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         if (!hasNext()) {
             throw new NoSuchElementException(closed ? "the partition scorer is closed" : "no more rows");
         }
-        long start = System.nanoTime();
         int r = cursor++;
-        int slot = slots[r];
         InternalRow row = rows[r];
         rows[r] = null;
-        for (int o = 0; o < outputBuffers.length; o++) {
-            OutputColumn column = plan.outputs().get(o);
-            predictions.update(o, slot < 0 ? null : column.value(outputBuffers[o], outputOffsets[o] + slot * column.width(), scratch[o]));
+        for (int o = 0; o < values.length; o++) {
+            predictions.update(o, values[o][r]);
+            values[o][r] = null;
         }
         if (errorColumn) {
-            predictions.update(outputBuffers.length, reasons[r] == null ? null : UTF8String.fromString(reasons[r]));
+            predictions.update(values.length, reasons[r] == null ? null : UTF8String.fromString(reasons[r]));
         }
-        outputNanos += System.nanoTime() - start;
         return joined.apply(row, predictions);
     }
 
@@ -258,10 +262,6 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             return;
         }
         closed = true;
-        if (outputNanos > 0) {
-            plan.metrics().addConvertNanos(outputNanos);
-            outputNanos = 0;
-        }
         for (FixedSizeListVector vector : vectors) {
             vector.close();
         }

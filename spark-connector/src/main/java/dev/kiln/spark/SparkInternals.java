@@ -1,5 +1,6 @@
 package dev.kiln.spark;
 
+import dev.kiln.engine.backend.cpu.FiniteCheck;
 import org.apache.spark.rdd.RDD;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -9,6 +10,8 @@ import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
 import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.Platform;
+
+import java.nio.ByteBuffer;
 
 /**
  * Every Spark-internal API Kiln uses, in one place: reading a DataFrame as internal rows, building one from them,
@@ -47,6 +50,32 @@ public final class SparkInternals {
 
     public static Dataset<Row> fromInternalRdd(SparkSession spark, RDD<InternalRow> rows, StructType schema) {
         return ((org.apache.spark.sql.classic.SparkSession) spark).internalCreateDataFrame(rows, schema, false);
+    }
+
+    /** What {@link #copyFloatsChecked} returns when the array has a null element. */
+    public static final int NULL_ELEMENT = -2;
+
+    /**
+     * Copies the {@code width} floats of {@code array} to {@code address} (byte {@code offset} of {@code batch}) and
+     * screens them for NaN and infinities in the same pass. Returns -1 when all is well, the index of the first
+     * non-finite value, or {@link #NULL_ELEMENT}. For an UnsafeArrayData on the heap (what Spark's rows hold): one
+     * check of the null bitmap and one vectorized copy.
+     */
+    public static int copyFloatsChecked(ArrayData array, int width, long address, ByteBuffer batch, int offset) {
+        if (array instanceof UnsafeArrayData unsafe && unsafe.getBaseObject() instanceof byte[] bytes) {
+            long start = unsafe.getBaseOffset();
+            int header = (int) UnsafeArrayData.calculateHeaderPortionInBytes(width);
+            for (long word = start + 8; word < start + header; word += 8) {
+                if (Platform.getLong(bytes, word) != 0) {
+                    return NULL_ELEMENT;
+                }
+            }
+            return FiniteCheck.copyChecked(bytes, (int) (start + header - Platform.BYTE_ARRAY_OFFSET), batch, offset, width);
+        }
+        if (!copyFloats(array, width, address)) {
+            return NULL_ELEMENT;
+        }
+        return FiniteCheck.firstNonFinite(batch, offset, width);
     }
 
     /**

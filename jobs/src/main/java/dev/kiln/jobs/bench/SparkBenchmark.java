@@ -6,9 +6,18 @@ import dev.kiln.engine.zoo.ModelZoo;
 import dev.kiln.format.store.ModelStore;
 import dev.kiln.spark.KilnMetrics;
 import dev.kiln.spark.KilnModel;
+import dev.kiln.spark.SparkInternals;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
+import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
+import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -46,9 +55,7 @@ public final class SparkBenchmark {
                 .getOrCreate();
         try {
             log.printf("Generating and caching %,d rows of array<float>[512] ...%n", rows);
-            Dataset<Row> input = spark.range(0, rows, 1, 2)
-                    .selectExpr("id", "transform(sequence(1, 512), i -> cast(sin(id * 0.37 + i) as float)) AS features")
-                    .cache();
+            Dataset<Row> input = generate(spark, rows).cache();
             long count = input.count();
             KilnModel kiln = new KilnModel().setModelUri(uri).setInputCols("features").setOutputCols("y").setBatchSize(batch);
             SeedBenchmark engine = new SeedBenchmark(entry.block(), entry.signature(), 1000, 262_144, 1, new PrintStream(PrintStream.nullOutputStream()), false);
@@ -56,6 +63,9 @@ public final class SparkBenchmark {
             double[] scans = new double[repetitions];
             double[] raw = new double[repetitions];
             KilnMetrics metrics = null;
+            TaskTime taskTime = new TaskTime();
+            spark.sparkContext().addSparkListener(taskTime);
+            double wallSeconds = 0;
             noop(input);
             noop(kiln.transform(input));
             for (int r = 0; r < repetitions; r++) {
@@ -64,8 +74,10 @@ public final class SparkBenchmark {
                 scans[r] = count / ((System.nanoTime() - t0) / 1e9);
                 Dataset<Row> scored = kiln.transform(input);
                 long t1 = System.nanoTime();
+                taskTime.reset();
                 noop(scored);
-                spark2[r] = count / ((System.nanoTime() - t1) / 1e9);
+                wallSeconds = (System.nanoTime() - t1) / 1e9;
+                spark2[r] = count / wallSeconds;
                 metrics = kiln.lastMetrics();
                 raw[r] = engine.run(List.of(1024), List.of(2)).get(0).rowsPerSecond();
                 log.printf("  repetition %d: Spark %,.0f rows/s, bare scan %,.0f rows/s, raw engine %,.0f rows/s%n", r + 1, spark2[r], scans[r], raw[r]);
@@ -79,12 +91,75 @@ public final class SparkBenchmark {
                     count, batch, result.sparkRowsPerSecond(), result.sparkMin(), result.sparkMax(), result.engineRowsPerSecond(), result.ratio(),
                     result.scanRowsPerSecond());
             log.println("Last repetition: " + metrics.summary());
+            log.printf("Last repetition: %.2f s wall x 2 cores = %.2f core-s; Spark task run time %.2f s (CPU %.2f s), Kiln's share %.2f s%n",
+                    wallSeconds, 2 * wallSeconds, taskTime.runSeconds(), taskTime.cpuSeconds(), (metrics.convertNanos() + metrics.computeNanos()) / 1e9);
             return result;
         } finally {
             spark.stop();
             try (var files = Files.walk(dir)) {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
             }
+        }
+    }
+
+    /**
+     * {@code (id bigint, features array<float>[512])} with features[i] = sin(0.37 id + i + 1), two partitions, written
+     * as internal rows: Spark's own {@code transform(sequence(...), ...)} is interpreted and took minutes for 1 M rows.
+     */
+    static Dataset<Row> generate(SparkSession spark, long rows) {
+        StructType schema = new StructType().add("id", DataTypes.LongType, false)
+                .add("features", DataTypes.createArrayType(DataTypes.FloatType, false), false);
+        JavaRDD<InternalRow> generated = JavaSparkContext.fromSparkContext(spark.sparkContext()).parallelize(List.of(0, 1), 2)
+                .mapPartitions(part -> {
+                    int p = part.next();
+                    long from = rows * p / 2;
+                    long to = rows * (p + 1) / 2;
+                    float[] features = new float[512];
+                    UnsafeProjection projection = UnsafeProjection.create(schema);
+                    return new java.util.Iterator<InternalRow>() {
+                        long id = from;
+
+                        @Override
+                        public boolean hasNext() {
+                            return id < to;
+                        }
+
+                        @Override
+                        public InternalRow next() {
+                            for (int i = 0; i < 512; i++) {
+                                features[i] = (float) Math.sin(id * 0.37 + i + 1);
+                            }
+                            return projection.apply(new GenericInternalRow(new Object[] {id++, UnsafeArrayData.fromPrimitiveArray(features)}));
+                        }
+                    };
+                });
+        return SparkInternals.fromInternalRdd(spark, generated.rdd(), schema);
+    }
+
+    /** Sums the run time and CPU time of the tasks that end after {@link #reset()}. */
+    private static final class TaskTime extends org.apache.spark.scheduler.SparkListener {
+        private final java.util.concurrent.atomic.AtomicLong runMillis = new java.util.concurrent.atomic.AtomicLong();
+        private final java.util.concurrent.atomic.AtomicLong cpuNanos = new java.util.concurrent.atomic.AtomicLong();
+
+        void reset() {
+            runMillis.set(0);
+            cpuNanos.set(0);
+        }
+
+        @Override
+        public void onTaskEnd(org.apache.spark.scheduler.SparkListenerTaskEnd end) {
+            if (end.taskMetrics() != null) {
+                runMillis.addAndGet(end.taskMetrics().executorRunTime());
+                cpuNanos.addAndGet(end.taskMetrics().executorCpuTime());
+            }
+        }
+
+        double runSeconds() {
+            return runMillis.get() / 1e3;
+        }
+
+        double cpuSeconds() {
+            return cpuNanos.get() / 1e9;
         }
     }
 

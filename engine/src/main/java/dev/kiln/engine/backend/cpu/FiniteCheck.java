@@ -1,5 +1,7 @@
 package dev.kiln.engine.backend.cpu;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -12,7 +14,35 @@ public final class FiniteCheck {
     private static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
             && !Boolean.getBoolean("kiln.disableVectorApi");
 
+    private static final VarHandle FLOATS = MethodHandles.byteArrayViewVarHandle(float[].class, ByteOrder.LITTLE_ENDIAN);
+
     private FiniteCheck() {
+    }
+
+    /**
+     * Copies {@code count} little-endian floats from {@code src} (at byte {@code srcIndex}) to {@code dst} (at byte
+     * {@code dstOffset}) and screens them in the same pass, while they are in registers: returns the index of the
+     * first NaN or infinite value, or -1. All values are copied either way.
+     */
+    public static int copyChecked(byte[] src, int srcIndex, ByteBuffer dst, int dstOffset, int count) {
+        ByteBuffer d = dst.order() == ByteOrder.LITTLE_ENDIAN ? dst : dst.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        int copied = 0;
+        boolean dirty = false;
+        if (VECTOR) {
+            int r = VectorFiniteCheck.copy(src, srcIndex, d, dstOffset, count);
+            dirty = r < 0;
+            copied = dirty ? ~r : r;
+        }
+        int bad = -1;
+        for (int i = copied; i < count; i++) {
+            float v = (float) FLOATS.get(src, srcIndex + 4 * i);
+            d.putFloat(dstOffset + 4 * i, v);
+            if (bad < 0 && !Float.isFinite(v)) {
+                bad = i;
+            }
+        }
+        // A vector held a non-finite value: everything is copied by now, find the first one in the destination.
+        return dirty ? firstNonFinite(d, dstOffset, count) : bad;
     }
 
     /** Index (in floats from {@code byteOffset}) of the first non-finite of {@code count} floats, or -1. */
