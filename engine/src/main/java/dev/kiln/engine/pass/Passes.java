@@ -10,6 +10,8 @@ public final class Passes {
     public static final Pass ALGEBRAIC_SIMPLIFICATION = new AlgebraicSimplification();
     /** matmul(x, W^T) + b, then an activation, into one dense node. */
     public static final Pass DENSE_ACTIVATION_FUSION = new DenseActivationFusion();
+    /** Per-channel affine maps (inference batch-norm) after conv2d/dense, into the layer's weights and bias. */
+    public static final Pass BATCH_NORM_FOLDING = new BatchNormFolding();
     /** Evaluates nodes whose inputs are all known at compile time. */
     public static final Pass CONSTANT_FOLDING = new ConstantFolding();
     /** Merges nodes that compute the same value. */
@@ -22,16 +24,19 @@ public final class Passes {
 
     /**
      * The default pipeline. Simplification runs first so fusion sees clean patterns; fusion runs before folding so
-     * that {@code transpose(W)} is absorbed into {@code dense} rather than materialised; CSE and DCE clean up.
+     * that {@code transpose(W)} is absorbed into {@code dense} rather than materialised; batch-norm folding needs the
+     * constants that folding produced, and a dense layer it changed may then absorb the activation after it; CSE and
+     * DCE clean up.
      */
     public static List<Pass> standard() {
         return List.of(SHAPE_INFERENCE, ALGEBRAIC_SIMPLIFICATION, COMMON_SUBEXPRESSION_ELIMINATION, DENSE_ACTIVATION_FUSION,
-                CONSTANT_FOLDING, ALGEBRAIC_SIMPLIFICATION, COMMON_SUBEXPRESSION_ELIMINATION, DEAD_CODE_ELIMINATION);
+                CONSTANT_FOLDING, BATCH_NORM_FOLDING, DENSE_ACTIVATION_FUSION, ALGEBRAIC_SIMPLIFICATION,
+                COMMON_SUBEXPRESSION_ELIMINATION, DEAD_CODE_ELIMINATION);
     }
 
     /** Every distinct pass, for docs and tests. */
     public static List<Pass> all() {
         return List.of(SHAPE_INFERENCE, ALGEBRAIC_SIMPLIFICATION, DENSE_ACTIVATION_FUSION, CONSTANT_FOLDING,
-                COMMON_SUBEXPRESSION_ELIMINATION, DEAD_CODE_ELIMINATION);
+                BATCH_NORM_FOLDING, COMMON_SUBEXPRESSION_ELIMINATION, DEAD_CODE_ELIMINATION);
     }
 }

@@ -38,7 +38,8 @@ class OnnxImporterTest {
         Graph imported = OnnxImporter.importModel(ReferenceModels.dir("cnn").resolve("model.onnx"));
         assertThat(imported.inputs().get(0).type().toString()).isEqualTo("float32[batch, 1, 28, 28]");
         try (CompiledModel model = dev.kiln.engine.Kiln.compile(imported, new PassPipeline(Passes.standard(), true), CpuBackend.INSTANCE)) {
-            assertThat(model.graph().opCounts()).containsEntry("conv2d", 2).containsEntry("max_pool2d", 1);
+            // BatchNormalization (imported as y * a + c) is folded into the convolution before it.
+            assertThat(model.graph().opCounts()).containsEntry("conv2d", 2).containsEntry("max_pool2d", 1).doesNotContainKeys("mul", "add");
             float[] y = model.run(ReferenceModels.inputs("cnn")).get("probabilities").toFloatArray();
             float[] expected = ReferenceModels.expected("cnn").get("probabilities").toFloatArray();
             for (int i = 0; i < expected.length; i++) {
