@@ -19,21 +19,26 @@ public final class MaxPool2dOp extends BaseOp {
                         attr("pads", "int[4]", false, "padding [top, left, bottom, right] (default zeros)")));
     }
 
-    private record Geometry(int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl, int oh, int ow) { }
+    record Geometry(int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl, int oh, int ow) { }
 
-    private static Geometry geometry(Shape x, Attributes a) {
+    static Geometry geometry(String op, Shape x, Attributes a) {
         if (x.rank() != 4 || x.dim(1).isSymbolic() || x.dim(2).isSymbolic() || x.dim(3).isSymbolic()) {
-            throw shapeError("max_pool2d needs x [N, C, H, W] with concrete C, H, W but got %s", x);
+            throw shapeError("%s needs x [N, C, H, W] with concrete C, H, W but got %s", op, x);
         }
         long[] k = a.getLongs("kernel");
         long[] s = Conv2dOp.longs(a, "strides", 1, 1);
         long[] p = Conv2dOp.longs(a, "pads", 0, 0, 0, 0);
+        if (k.length != 2 || s.length != 2 || p.length != 4 || k[0] <= 0 || k[1] <= 0 || s[0] <= 0 || s[1] <= 0
+                || java.util.Arrays.stream(p).anyMatch(v -> v < 0)) {
+            throw shapeError("%s needs kernel int[2] > 0, strides int[2] > 0 and pads int[4] >= 0 but got %s, %s, %s", op,
+                    java.util.Arrays.toString(k), java.util.Arrays.toString(s), java.util.Arrays.toString(p));
+        }
         int h = (int) x.dim(2).size();
         int w = (int) x.dim(3).size();
         int oh = (int) ((h + p[0] + p[2] - k[0]) / s[0] + 1);
         int ow = (int) ((w + p[1] + p[3] - k[1]) / s[1] + 1);
-        if (k.length != 2 || oh <= 0 || ow <= 0) {
-            throw shapeError("max_pool2d: kernel %s does not fit input %s", java.util.Arrays.toString(k), x);
+        if (oh <= 0 || ow <= 0) {
+            throw shapeError("%s: kernel %s does not fit input %s", op, java.util.Arrays.toString(k), x);
         }
         return new Geometry((int) x.dim(1).size(), h, w, (int) k[0], (int) k[1], (int) s[0], (int) s[1], (int) p[0], (int) p[1], oh, ow);
     }
@@ -42,7 +47,7 @@ public final class MaxPool2dOp extends BaseOp {
     public List<TensorType> inferTypes(List<TensorType> inputs, Attributes attributes) {
         checkArity(inputs);
         Shape x = inputs.get(0).shape();
-        Geometry g = geometry(x, attributes);
+        Geometry g = geometry(name(), x, attributes);
         return List.of(TensorType.float32(Shape.of(x.dim(0), x.dim(1), Dim.of(g.oh()), Dim.of(g.ow()))));
     }
 
@@ -50,7 +55,7 @@ public final class MaxPool2dOp extends BaseOp {
     public Kernel newKernel(Slot[] inputs, Slot[] outputs, Attributes attributes) {
         Slot x = inputs[0];
         Slot out = outputs[0];
-        Geometry g = geometry(x.type().shape(), attributes);
+        Geometry g = geometry(name(), x.type().shape(), attributes);
         return batch -> {
             int planes = (int) x.size(0, batch) * g.c();
             FloatBuffer xb = x.buffer();

@@ -33,6 +33,9 @@ public final class OpRegistry {
     public static final String EXPAND_LIKE = "expand_like";
     public static final String CONV2D = "conv2d";
     public static final String MAX_POOL2D = "max_pool2d";
+    public static final String AVG_POOL2D = "avg_pool2d";
+    public static final String PAD = "pad";
+    public static final String GATHER = "gather";
     public static final String CONSTANT = "constant";
     public static final String PARAMETER = "parameter";
 
@@ -71,6 +74,9 @@ public final class OpRegistry {
         register(ops, new ExpandOp());
         register(ops, new Conv2dOp());
         register(ops, new MaxPool2dOp());
+        register(ops, new AvgPool2dOp());
+        register(ops, new PadOp());
+        register(ops, new GatherOp());
         register(ops, SourceOp.constant());
         register(ops, SourceOp.parameter());
         return Collections.unmodifiableMap(ops);

@@ -299,6 +299,31 @@ public abstract class Tensor {
         return call1(OpRegistry.MAX_POOL2D, Attributes.of("kernel", kernel.clone(), "strides", strides.clone(), "pads", pads.clone()), this);
     }
 
+    /**
+     * 2-D average pooling of NCHW input; {@code pads} are [top, left, bottom, right]; with {@code countIncludePad}
+     * padded positions count in each window's divisor (PyTorch's default), without it only positions inside do.
+     */
+    public Tensor avgPool2d(long[] kernel, long[] strides, long[] pads, boolean countIncludePad) {
+        return call1(OpRegistry.AVG_POOL2D, Attributes.of("kernel", kernel.clone(), "strides", strides.clone(), "pads", pads.clone(),
+                "count_include_pad", countIncludePad ? 1 : 0), this);
+    }
+
+    /**
+     * Pads every axis: {@code pads} holds the amounts before each axis, then after each axis (ONNX's layout);
+     * {@code mode} is {@code constant} (filled with {@code value}), {@code reflect} or {@code edge}.
+     */
+    public Tensor pad(long[] pads, String mode, float value) {
+        return call1(OpRegistry.PAD, Attributes.of("pads", pads.clone(), "mode", mode, "value", (double) value), this);
+    }
+
+    /**
+     * Rows of this table ({@code [V, d...]}) picked by {@code indices} (whole numbers held as float32), giving
+     * {@code [indices..., d...]}: an embedding lookup.
+     */
+    public Tensor gather(Tensor indices) {
+        return call1(OpRegistry.GATHER, Attributes.EMPTY, this, indices);
+    }
+
     // ---- in place (functionalized when traced) ----------------------------------------------------------------
 
     public Tensor addi(Tensor other) {

@@ -41,6 +41,10 @@ public final class FormatSpec {
                     .append(attrs.length() == 0 ? "—" : attrs.toString()).append(" | ")
                     .append(op.summary().replace("|", "\\|")).append(" |\n");
         }
+        sb.append("\nONNX ops that `bin/kiln compile --model FILE.onnx` imports onto these (opsets ")
+                .append(dev.kiln.format.onnx.OnnxImporter.MIN_OPSET).append('–').append(dev.kiln.format.onnx.OnnxImporter.MAX_OPSET)
+                .append("; an attribute a converter cannot honour is reported with the node), generated from `OnnxOps`:\n");
+        sb.append(String.join(", ", dev.kiln.format.onnx.OnnxImporter.supportedOps())).append(".\n");
         return sb.toString();
     }
 

@@ -52,6 +52,11 @@ public final class OnnxImporter {
     }
 
     /** Imports the model at {@code file}; external data files are resolved next to it. */
+    /** The ONNX ops the importer converts (each may still refuse attributes it cannot honour, naming them). */
+    public static java.util.Set<String> supportedOps() {
+        return java.util.Collections.unmodifiableSet(OnnxOps.supported());
+    }
+
     public static Graph importModel(Path file) {
         Onnx.ModelProto model;
         try (InputStream in = Files.newInputStream(file)) {
@@ -201,9 +206,13 @@ public final class OnnxImporter {
 
     private TensorType type(Onnx.ValueInfoProto info) {
         Onnx.TypeProto.Tensor tensor = info.getType().getTensorType();
-        if (tensor.getElemType() != Onnx.TensorProto.DataType.FLOAT_VALUE) {
-            throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "ONNX model %s: input '%s' has element type %d; Kiln imports float32 inputs",
-                    file, info.getName(), tensor.getElemType());
+        int elemType = tensor.getElemType();
+        // Integer inputs (token ids for Gather/Embedding) are carried as float32, Kiln's one tensor type: exact up to
+        // 2^24, and gather refuses any value that is not a whole number in range.
+        if (elemType != Onnx.TensorProto.DataType.FLOAT_VALUE && elemType != Onnx.TensorProto.DataType.INT64_VALUE
+                && elemType != Onnx.TensorProto.DataType.INT32_VALUE) {
+            throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "ONNX model %s: input '%s' has element type %d; Kiln imports float32 inputs "
+                    + "(and int32/int64 inputs as float32 for index lookups)", file, info.getName(), elemType);
         }
         List<Dim> dims = new ArrayList<>();
         for (Onnx.TensorShapeProto.Dimension d : tensor.getShape().getDimList()) {

@@ -182,8 +182,16 @@ final class OnnxOps {
                 gatherConstantIndices(n, in, index);
                 return;
             }
+            TensorData table = in.constant(n.getInput(0));
+            if (index == null && table != null && table.dtype() == DType.FLOAT32 && in.hasValue(n.getInput(1)) && intAttr(n, "axis", 0) == 0) {
+                // An embedding lookup: rows of a constant table picked by computed (input) indices.
+                in.define(n.getOutput(0), in.builder().add1(OpRegistry.GATHER, Attributes.EMPTY, n.getName(),
+                        in.value(n.getInput(0)), in.value(n.getInput(1))));
+                return;
+            }
             if (data == null || index == null || intAttr(n, "axis", 0) != 0) {
-                throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Gather needs constant indices (or a shape known at import time)");
+                throw KilnException.of(ErrorCode.UNSUPPORTED_OP,
+                        "Gather needs constant indices, a shape known at import time, or a constant table indexed on axis 0 (an embedding)");
             }
             List<Dim> picked = new java.util.ArrayList<>();
             for (dev.kiln.engine.tensor.Dim i : index.values()) {
@@ -380,34 +388,50 @@ final class OnnxOps {
             return null;
         });
         register("AveragePool", (n, in) -> {
-            // A depthwise conv2d with every weight 1 / (kH * kW): exact when padded positions count (or there are none).
-            Value x = in.value(n.getInput(0));
-            long[] k = intsAttr(n, "kernel_shape");
-            long channels = x.type().shape().dim(1).size();
-            float[] weights = new float[(int) (channels * k[0] * k[1])];
-            java.util.Arrays.fill(weights, 1f / (k[0] * k[1]));
-            GraphBuilder b = in.builder();
-            Value w = b.constant(TensorData.ofFloats(new long[] {channels, 1, k[0], k[1]}, weights));
-            Attributes attrs = Attributes.of("groups", channels);
+            Attributes attrs = Attributes.of("kernel", intsAttr(n, "kernel_shape"), "count_include_pad", intAttr(n, "count_include_pad", 0));
             if (intsAttr(n, "strides") != null) {
                 attrs = attrs.with("strides", intsAttr(n, "strides"));
             }
             if (intsAttr(n, "pads") != null) {
                 attrs = attrs.with("pads", intsAttr(n, "pads"));
             }
-            in.define(n.getOutput(0), b.add1(OpRegistry.CONV2D, attrs, n.getName(), x, w));
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.AVG_POOL2D, attrs, n.getName(), in.value(n.getInput(0))));
         }, (n, c) -> {
             long[] k = intsAttr(n, "kernel_shape");
-            long[] pads = intsAttr(n, "pads");
-            boolean padded = pads != null && java.util.Arrays.stream(pads).anyMatch(p -> p != 0);
+            long[] d = intsAttr(n, "dilations");
             if (k == null || k.length != 2) {
                 return "only 2-D pooling is supported";
             }
-            if (intAttr(n, "ceil_mode", 0) != 0 || padded && intAttr(n, "count_include_pad", 0) == 0) {
-                return "ceil_mode, and padding that is not counted (count_include_pad=0), are not supported";
+            if (intAttr(n, "ceil_mode", 0) != 0 || d != null && (d[0] != 1 || d[1] != 1)) {
+                return "ceil_mode and dilations are not supported";
             }
             return null;
         });
+        register("Pad", (n, in) -> {
+            long[] pads = longs(in.constant(n.getInput(1)), n.getInput(1));
+            float value = 0;
+            if (n.getInputCount() > 2 && !n.getInput(2).isEmpty()) {
+                TensorData fill = in.constant(n.getInput(2));
+                value = fill.dtype() == DType.FLOAT32 ? fill.toFloatArray()[0] : longs(fill, n.getInput(2))[0];
+            }
+            in.define(n.getOutput(0), in.builder().add1(OpRegistry.PAD,
+                    Attributes.of("pads", pads, "mode", stringAttr(n, "mode", "constant"), "value", (double) value), n.getName(), in.value(n.getInput(0))));
+        }, (n, c) -> {
+            if (n.getInputCount() < 2 || !c.isConstant(n.getInput(1))) {
+                return "pads must be a constant input";
+            }
+            if (n.getInputCount() > 2 && !n.getInput(2).isEmpty() && !c.isConstant(n.getInput(2))) {
+                return "constant_value must be a constant input";
+            }
+            if (n.getInputCount() > 3 && !n.getInput(3).isEmpty()) {
+                return "the axes input is not supported";
+            }
+            String mode = stringAttr(n, "mode", "constant");
+            return mode.equals("constant") || mode.equals("reflect") || mode.equals("edge") ? null : "mode '" + mode + "' is not supported (constant, reflect, edge are)";
+        });
+        register("Gelu", (n, in) -> in.define(n.getOutput(0),
+                in.builder().add1("gelu", Attributes.EMPTY, n.getName(), in.value(n.getInput(0)))),
+                (n, c) -> stringAttr(n, "approximate", "none").equals("none") ? null : "only the exact form (approximate='none') is supported");
         register("Constant", (n, in) -> {
             TensorData data = in.tensor(n.getAttribute(0).getT());
             in.defineConstant(n.getOutput(0), data);

@@ -136,4 +136,73 @@ class OnnxOpsTest {
                 floats("s", new long[] {2}, 2, 1), floats("b", new long[] {2}, 3, 0), floats("m", new long[] {2}, 1, 0), floats("v", new long[] {2}, 4, 1));
         assertThat(y).containsExactly(3, 7, 7, -7);
     }
+
+    private static Onnx.AttributeProto ints(String name, long... values) {
+        Onnx.AttributeProto.Builder a = Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.INTS);
+        for (long v : values) {
+            a.addInts(v);
+        }
+        return a.build();
+    }
+
+    private static Onnx.AttributeProto string(String name, String value) {
+        return Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.STRING)
+                .setS(com.google.protobuf.ByteString.copyFromUtf8(value)).build();
+    }
+
+    @Test
+    void averagePoolCountsPaddingOnlyWhenAsked() throws Exception {
+        // kernel 3, stride 2, pads 1 on 1..9: windows {1,2,4,5}, {2,3,5,6}, {4,5,7,8}, {5,6,8,9} (sums 12, 16, 24, 28).
+        float[] x = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+        Onnx.NodeProto.Builder node = Onnx.NodeProto.newBuilder().setOpType("AveragePool").addInput("x").addOutput("y")
+                .addAttribute(ints("kernel_shape", 3, 3)).addAttribute(ints("strides", 2, 2)).addAttribute(ints("pads", 1, 1, 1, 1));
+        assertThat(run(node.build(), input("x", 1, 3, 3), new long[] {1, 1, 3, 3}, x)).containsExactly(3, 4, 6, 7);
+        node.addAttribute(Onnx.AttributeProto.newBuilder().setName("count_include_pad").setType(Onnx.AttributeProto.AttributeType.INT).setI(1));
+        float[] counted = run(node.build(), input("x", 1, 3, 3), new long[] {1, 1, 3, 3}, x);
+        float[] expected = {12 / 9f, 16 / 9f, 24 / 9f, 28 / 9f};
+        for (int i = 0; i < 4; i++) {
+            assertThat((double) counted[i]).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(1e-6));
+        }
+    }
+
+    @Test
+    void padReflectAndConstantWithAFillValue() throws Exception {
+        // Rows [1, 2, 3]: pads [0, 2, 0, 1] (two before, one after the last axis).
+        Onnx.NodeProto reflect = Onnx.NodeProto.newBuilder().setOpType("Pad").addInput("x").addInput("p").addOutput("y")
+                .addAttribute(string("mode", "reflect")).build();
+        assertThat(run(reflect, input("x", 3), new long[] {1, 3}, new float[] {1, 2, 3}, int64s("p", 0, 2, 0, 1)))
+                .containsExactly(3, 2, 1, 2, 3, 2);
+        Onnx.NodeProto constant = Onnx.NodeProto.newBuilder().setOpType("Pad").addInput("x").addInput("p").addInput("v").addOutput("y").build();
+        assertThat(run(constant, input("x", 3), new long[] {2, 3}, new float[] {1, 2, 3, 4, 5, 6}, int64s("p", 0, 2, 0, 1),
+                floats("v", new long[] {}, 9))).containsExactly(9, 9, 1, 2, 3, 9, 9, 9, 4, 5, 6, 9);
+    }
+
+    @Test
+    void padWithAModeKilnLacksIsListedAsUnsupported() {
+        Onnx.NodeProto wrap = Onnx.NodeProto.newBuilder().setOpType("Pad").setName("pad_0").addInput("x").addInput("p").addOutput("y")
+                .addAttribute(string("mode", "wrap")).build();
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> run(wrap, input("x", 3), new long[] {1, 3}, new float[] {1, 2, 3}, int64s("p", 0, 1, 0, 0)))
+                .hasMessageContaining("Pad").hasMessageContaining("pad_0").hasMessageContaining("mode 'wrap' is not supported");
+    }
+
+    @Test
+    void gatherFromAConstantTableByInputIdsIsAnEmbedding() throws Exception {
+        // ids are an int64 input, as torch.onnx.export writes nn.Embedding; table rows [1, 2], [3, 4], [5, 6].
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Gather").addInput("table").addInput("ids").addOutput("y").build();
+        Onnx.ValueInfoProto ids = input("ids", 2).toBuilder().setType(Onnx.TypeProto.newBuilder().setTensorType(
+                input("ids", 2).getType().getTensorType().toBuilder().setElemType(Onnx.TensorProto.DataType.INT64_VALUE))).build();
+        assertThat(run(node, ids, new long[] {2, 2}, new float[] {2, 0, 1, -1}, floats("table", new long[] {3, 2}, 1, 2, 3, 4, 5, 6)))
+                .containsExactly(5, 6, 1, 2, 3, 4, 5, 6);
+    }
+
+    @Test
+    void geluIsTheExactErfForm() throws Exception {
+        // x * Phi(x): Phi(1) = 0.8413447, Phi(-1) = 0.1586553, Phi(2) = 0.9772499.
+        Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Gelu").addInput("x").addOutput("y").build();
+        float[] y = run(node, input("x", 4), new long[] {1, 4}, new float[] {0, 1, -1, 2});
+        assertThat((double) y[0]).isCloseTo(0, org.assertj.core.data.Offset.offset(1e-7));
+        assertThat((double) y[1]).isCloseTo(0.8413447, org.assertj.core.data.Offset.offset(1e-6));
+        assertThat((double) y[2]).isCloseTo(-0.1586553, org.assertj.core.data.Offset.offset(1e-6));
+        assertThat((double) y[3]).isCloseTo(2 * 0.9772499, org.assertj.core.data.Offset.offset(1e-6));
+    }
 }
