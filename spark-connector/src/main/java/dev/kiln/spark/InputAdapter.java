@@ -86,6 +86,55 @@ public abstract class InputAdapter implements Serializable {
         }
     }
 
+    /**
+     * {@code array<int>}, {@code array<long>}, {@code array<short>} or {@code array<byte>} (token ids for an
+     * embedding), as float32: exact for magnitudes up to 2^24, and a row holding a larger value is refused rather than
+     * rounded to a different id.
+     */
+    static final class IntegerArrayColumn extends SingleColumn {
+        private static final long serialVersionUID = 1L;
+        private static final long EXACT = 1L << 24;
+        private final org.apache.spark.sql.types.DataType elementType;
+
+        IntegerArrayColumn(int ordinal, String name, int width, org.apache.spark.sql.types.DataType elementType) {
+            super(ordinal, name, width);
+            this.elementType = elementType;
+        }
+
+        @Override
+        public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
+            String type = "array<" + elementType.simpleString() + ">";
+            if (row.isNullAt(ordinal)) {
+                return "expected " + type + " of length " + width + ", got null";
+            }
+            ArrayData array = row.getArray(ordinal);
+            if (array.numElements() != width) {
+                return "expected " + type + " of length " + width + ", got length " + array.numElements();
+            }
+            for (int i = 0; i < width; i++) {
+                if (array.isNullAt(i)) {
+                    return "expected " + type + " of length " + width + ", got null elements";
+                }
+                long v = switch (elementType.typeName()) {
+                    case "long" -> array.getLong(i);
+                    case "short" -> array.getShort(i);
+                    case "byte" -> array.getByte(i);
+                    default -> array.getInt(i);
+                };
+                if (v > EXACT || v < -EXACT) {
+                    return "value " + v + " at index " + i + " is beyond 2^24 and has no exact float32 form";
+                }
+                Platform.putFloat(null, address + 4L * i, v);
+            }
+            return null;
+        }
+
+        @Override
+        public boolean screensNonFinite() {
+            return true;
+        }
+    }
+
     /** {@code array<double>}, converted to float32 per element. */
     static final class DoubleArrayColumn extends SingleColumn {
         private static final long serialVersionUID = 1L;

@@ -327,6 +327,10 @@ public class KilnModel extends Transformer {
         if (type instanceof ArrayType array && array.elementType().equals(DataTypes.DoubleType)) {
             return new InputAdapter.DoubleArrayColumn(ordinal, column, width);
         }
+        if (type instanceof ArrayType array && (array.elementType().equals(DataTypes.IntegerType) || array.elementType().equals(DataTypes.LongType)
+                || array.elementType().equals(DataTypes.ShortType) || array.elementType().equals(DataTypes.ByteType))) {
+            return new InputAdapter.IntegerArrayColumn(ordinal, column, width, array.elementType());
+        }
         if (type instanceof VectorUDT) {
             return new InputAdapter.VectorColumn(ordinal, column, width);
         }
@@ -334,7 +338,7 @@ public class KilnModel extends Transformer {
             return numericColumns(schema, new String[] {column}, input);
         }
         throw KilnException.of(ErrorCode.SHAPE_MISMATCH,
-                "Column '%s' is %s but model input '%s' %s expects array<float> or array<double> of length %d, a vector of size %d%s",
+                "Column '%s' is %s but model input '%s' %s expects array<float>, array<double> or an integer array of length %d, a vector of size %d%s",
                 column, type.simpleString(), input.name(), input.shape(), width, width, width == 1 ? ", or a numeric column" : ", or that many numeric columns");
     }
 

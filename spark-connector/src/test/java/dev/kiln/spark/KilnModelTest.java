@@ -186,6 +186,29 @@ class KilnModelTest {
     }
 
     @Test
+    void integerIdColumnsFeedAnEmbedding() {
+        // Embedding rows [1, 2], [3, 4], [5, 6]; ids [2, 0] -> [5, 6, 1, 2], [1, 1] -> [3, 4, 3, 4]. An id beyond 2^24
+        // has no exact float32 form: its row gets nulls and a reason, the others are scored.
+        dev.kiln.engine.nn.Embedding embedding = new dev.kiln.engine.nn.Embedding(3, 2);
+        embedding.loadParameters(java.util.Map.of("weight", dev.kiln.engine.tensor.TensorData.ofFloats(new long[] {3, 2}, new float[] {1, 2, 3, 4, 5, 6})));
+        String uri = SparkTestSupport.save(embedding, Signature.builder().input("ids", Shape.batched(2)).output("y").build(), dir.resolve("embedding.kiln"));
+        StructType schema = new StructType().add("i", DataTypes.createArrayType(DataTypes.IntegerType)).add("l", DataTypes.createArrayType(DataTypes.LongType));
+        Dataset<Row> frame = spark.createDataFrame(List.of(RowFactory.create(List.of(2, 0), List.of(2L, 0L)), RowFactory.create(List.of(1, 1), List.of(1L, 1L)),
+                RowFactory.create(List.of(0, 0), List.of(0L, (1L << 24) + 1))), schema).coalesce(1);
+        for (String column : new String[] {"i", "l"}) {
+            List<Row> out = new KilnModel().setModelUri(uri).setInputCols(column).setOutputCols("y").setOnError("null").transform(frame).collectAsList();
+            assertThat(floats(out.get(0), "y")).as(column).containsExactly(5, 6, 1, 2);
+            assertThat(floats(out.get(1), "y")).as(column).containsExactly(3, 4, 3, 4);
+            if (column.equals("l")) {
+                assertThat(out.get(2).isNullAt(out.get(2).fieldIndex("y"))).isTrue();
+                assertThat(out.get(2).getString(out.get(2).length() - 1)).contains("value 16777217 at index 1 is beyond 2^24");
+            } else {
+                assertThat(floats(out.get(2), "y")).containsExactly(1, 2, 1, 2);
+            }
+        }
+    }
+
+    @Test
     void argmaxAndSoftmaxPostProcessing() {
         Dataset<Row> frame = featureRows(List.of(new float[] {3, 1}, new float[] {-2, 4}), 1);
         List<Row> argmax = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("label").setOutputTransform("argmax")
@@ -282,7 +305,7 @@ class KilnModelTest {
         StructType schema = new StructType().add("features", DataTypes.StringType).add("a", DataTypes.DoubleType).add("y", DataTypes.DoubleType);
         assertThatThrownBy(() -> new KilnModel().setModelUri(mlpUri).setInputCols("features").transformSchema(schema))
                 .isInstanceOf(KilnException.class)
-                .hasMessage("Column 'features' is string but model input 'x' [batch, 512] expects array<float> or array<double> of length 512, "
+                .hasMessage("Column 'features' is string but model input 'x' [batch, 512] expects array<float>, array<double> or an integer array of length 512, "
                         + "a vector of size 512, or that many numeric columns");
         assertThatThrownBy(() -> new KilnModel().setModelUri(mlpUri).setInputCols("missing").transformSchema(schema))
                 .hasMessageContaining("Column 'missing' does not exist");
