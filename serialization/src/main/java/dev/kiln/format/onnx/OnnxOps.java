@@ -62,9 +62,6 @@ final class OnnxOps {
         register("MatMul", (n, in) -> in.define(n.getOutput(0),
                 in.builder().add1(OpRegistry.MATMUL, Attributes.EMPTY, n.getName(), in.value(n.getInput(0)), in.value(n.getInput(1)))), (n, c) -> null);
         register("Gemm", OnnxOps::gemm, (n, c) -> {
-            if (floatAttr(n, "alpha", 1f) != 1f || floatAttr(n, "beta", 1f) != 1f) {
-                return "alpha and beta other than 1 are not supported";
-            }
             if (intAttr(n, "transA", 0) != 0) {
                 return "transA=1 is not supported";
             }
@@ -555,6 +552,15 @@ final class OnnxOps {
         Value a = in.value(n.getInput(0));
         Value w = in.value(n.getInput(1));
         Value c = n.getInputCount() > 2 && !n.getInput(2).isEmpty() ? in.value(n.getInput(2)) : null;
+        // alpha (A B) + beta C = A (alpha B) + (beta C): with constant weights, constant folding scales them once.
+        float alpha = floatAttr(n, "alpha", 1f);
+        float beta = floatAttr(n, "beta", 1f);
+        if (alpha != 1f) {
+            w = b.add1(OpRegistry.MUL, Attributes.EMPTY, n.getName(), w, b.constant(TensorData.scalar(alpha)));
+        }
+        if (c != null && beta != 1f) {
+            c = b.add1(OpRegistry.MUL, Attributes.EMPTY, n.getName(), c, b.constant(TensorData.scalar(beta)));
+        }
         Value y;
         if (intAttr(n, "transB", 0) == 1 && (c == null || c.type().rank() == 1)) {
             y = c == null ? b.add1(OpRegistry.DENSE, Attributes.of("activation", "none"), n.getName(), a, w)
