@@ -27,7 +27,7 @@ final class BenchCommand implements KilnCli.Command {
     @Override
     public String usage() {
         return String.join("\n",
-                "Usage: bin/kiln bench [--calls 1000] [--rows 262144] [--batch 1,1024] [--threads 1] [--reps 5] [--compiled-only] [--json FILE] [--chart FILE.png]",
+                "Usage: bin/kiln bench [--calls 1000] [--rows 262144] [--batch 1,1024] [--threads 1] [--reps 5] [--compiled-only] [--profile] [--json FILE] [--chart FILE.png]",
                 "",
                 "  --calls    calls per repetition at batch 1",
                 "  --rows     rows per repetition at larger batches (at least 5 calls)",
@@ -35,6 +35,7 @@ final class BenchCommand implements KilnCli.Command {
                 "  --threads  worker counts, comma-separated; each worker runs its own executor single-threaded",
                 "  --reps     interleaved repetitions per mode; medians and min-max are reported",
                 "  --compiled-only  skip the eager runs",
+                "  --profile  also time every compiled kernel and print where the time went (adds two clock reads per kernel)",
                 "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder; with --peers an ONNX file",
                 "  --peers    instead: Kiln vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceiling",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
@@ -47,7 +48,10 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model"), Set.of("compiled-only", "spark", "peers"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model"), Set.of("compiled-only", "spark", "peers", "profile"));
+        if (args.flag("profile")) {
+            dev.kiln.engine.backend.cpu.KernelProfile.enable();
+        }
         if (args.flag("peers")) {
             Path onnx = Path.of(args.get("model", "../shared/models/mlp/model.onnx"));
             out.printf("Kiln vs ONNX Runtime 1.28.0 on %s, one thread, %s%n", onnx, environment());
@@ -68,6 +72,10 @@ final class BenchCommand implements KilnCli.Command {
                 !args.flag("compiled-only"));
         List<SeedBenchmark.Result> results = bench.run(args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"));
         writeOutputs(args, results, out);
+        if (args.flag("profile")) {
+            out.println("Compiled kernels, all runs together:");
+            out.print(dev.kiln.engine.backend.cpu.KernelProfile.report());
+        }
         return 0;
     }
 

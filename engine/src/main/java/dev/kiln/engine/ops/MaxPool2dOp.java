@@ -19,9 +19,9 @@ public final class MaxPool2dOp extends BaseOp {
                         attr("pads", "int[4]", false, "padding [top, left, bottom, right] (default zeros)")));
     }
 
-    record Geometry(int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl, int oh, int ow) { }
+    public record Geometry(int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl, int oh, int ow) { }
 
-    static Geometry geometry(String op, Shape x, Attributes a) {
+    public static Geometry geometry(String op, Shape x, Attributes a) {
         if (x.rank() != 4 || x.dim(1).isSymbolic() || x.dim(2).isSymbolic() || x.dim(3).isSymbolic()) {
             throw shapeError("%s needs x [N, C, H, W] with concrete C, H, W but got %s", op, x);
         }

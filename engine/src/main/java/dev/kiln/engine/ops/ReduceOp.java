@@ -23,7 +23,7 @@ public final class ReduceOp extends BaseOp {
         this.mean = mean;
     }
 
-    static boolean[] reducedAxes(Shape shape, long[] axes) {
+    public static boolean[] reducedAxes(Shape shape, long[] axes) {
         boolean[] reduced = new boolean[shape.rank()];
         for (long axis : axes) {
             reduced[shape.normalizeAxis((int) axis)] = true;

@@ -10,7 +10,8 @@ import org.bytedeco.openblas.global.openblas_nolapack;
 import java.nio.FloatBuffer;
 
 /**
- * conv2d as im2col + one OpenBLAS sgemm per image and group: the input patches are laid out as a
+ * conv2d as im2col + one OpenBLAS sgemm per image and group: the input patches are laid out (on the heap, from one
+ * bulk read of the image, interior runs copied with {@code arraycopy}) as a
  * {@code [C/groups * kH * kW, oH * oW]} matrix, multiplied by the group's {@code [M/groups, C/groups * kH * kW]} weights
  * straight into the output, then the bias is added. The patch matrix is this kernel's scratch, allocated once (one
  * image's worth) when the executor builds its schedule and freed with it by the JVM (a direct buffer).
@@ -27,6 +28,9 @@ final class BlasConvKernel implements Kernel {
     private final FloatPointer outPointer;
     private final int patch;
     private final int pixels;
+    private final float[] image;
+    private final float[] patches;
+    private final float[] outImage;
 
     BlasConvKernel(Slot[] inputs, Slot out, Attributes attributes) {
         this.x = inputs[0];
@@ -40,6 +44,9 @@ final class BlasConvKernel implements Kernel {
         this.wPointer = new FloatPointer(inputs[1].buffer());
         this.weightStart = inputs[1].offset();
         this.outPointer = new FloatPointer(out.buffer());
+        this.image = new float[g.c() * g.h() * g.w()];
+        this.patches = new float[patch * pixels];
+        this.outImage = bias == null ? null : new float[g.m() * pixels];
     }
 
     @Override
@@ -48,42 +55,73 @@ final class BlasConvKernel implements Kernel {
         int cPerGroup = g.c() / g.groups();
         int mPerGroup = g.m() / g.groups();
         FloatBuffer xb = x.buffer();
+        FloatBuffer ob = out.buffer();
         for (int b = 0; b < n; b++) {
+            // One bulk read of the image; patches are built on the heap and written with one bulk copy per group
+            // (element-wise access to the direct buffers measured 3x slower).
+            xb.get(x.offset() + b * image.length, image, 0, image.length);
             for (int group = 0; group < g.groups(); group++) {
-                int row = 0;
-                for (int ci = 0; ci < cPerGroup; ci++) {
-                    int plane = x.offset() + (b * g.c() + group * cPerGroup + ci) * g.h() * g.w();
-                    for (int ky = 0; ky < g.kh(); ky++) {
-                        for (int kx = 0; kx < g.kw(); kx++) {
-                            int base = row * pixels;
-                            for (int oy = 0; oy < g.oh(); oy++) {
-                                int iy = oy * g.sh() - g.pt() + ky * g.dh();
-                                for (int ox = 0; ox < g.ow(); ox++) {
-                                    int ix = ox * g.sw() - g.pl() + kx * g.dw();
-                                    float v = iy >= 0 && iy < g.h() && ix >= 0 && ix < g.w() ? xb.get(plane + iy * g.w() + ix) : 0f;
-                                    cols.put(base + oy * g.ow() + ox, v);
-                                }
-                            }
-                            row++;
-                        }
-                    }
-                }
+                im2col(group * cPerGroup, cPerGroup);
+                cols.put(0, patches, 0, patches.length);
                 int outOffset = out.offset() + (b * g.m() + group * mPerGroup) * pixels;
                 int weightOffset = weightStart + group * mPerGroup * patch;
                 openblas_nolapack.cblas_sgemm(openblas_nolapack.CblasRowMajor, openblas_nolapack.CblasNoTrans, openblas_nolapack.CblasNoTrans,
                         mPerGroup, pixels, patch, 1f, wPointer.position(weightOffset), patch, colsPointer.position(0), pixels,
                         0f, outPointer.position(outOffset), pixels);
             }
-        }
-        if (bias != null) {
-            FloatBuffer ob = out.buffer();
-            for (int b = 0; b < n; b++) {
+            if (bias != null) {
+                int base = out.offset() + b * g.m() * pixels;
+                ob.get(base, outImage, 0, outImage.length);
                 for (int m = 0; m < g.m(); m++) {
                     float bv = bias.get(m);
-                    int base = out.offset() + (b * g.m() + m) * pixels;
-                    for (int p = 0; p < pixels; p++) {
-                        ob.put(base + p, ob.get(base + p) + bv);
+                    for (int p = m * pixels, end = p + pixels; p < end; p++) {
+                        outImage[p] += bv;
                     }
+                }
+                ob.put(base, outImage, 0, outImage.length);
+            }
+        }
+    }
+
+    /** The {@code [cPerGroup * kH * kW, oH * oW]} patch matrix of channels {@code firstChannel...} of {@link #image}. */
+    private void im2col(int firstChannel, int channels) {
+        int h = g.h();
+        int w = g.w();
+        int ow = g.ow();
+        int row = 0;
+        for (int ci = 0; ci < channels; ci++) {
+            int plane = (firstChannel + ci) * h * w;
+            for (int ky = 0; ky < g.kh(); ky++) {
+                for (int kx = 0; kx < g.kw(); kx++) {
+                    int base = row * pixels;
+                    int shift = kx * g.dw() - g.pl();
+                    // Output columns whose input column ox * sw + shift lies inside [0, w).
+                    int oxFrom = shift >= 0 ? 0 : Math.min(ow, (-shift + g.sw() - 1) / g.sw());
+                    int oxTo = Math.max(oxFrom, Math.min(ow, w - shift <= 0 ? 0 : (w - shift - 1) / g.sw() + 1));
+                    for (int oy = 0; oy < g.oh(); oy++) {
+                        int iy = oy * g.sh() - g.pt() + ky * g.dh();
+                        int at = base + oy * ow;
+                        if (iy < 0 || iy >= h) {
+                            java.util.Arrays.fill(patches, at, at + ow, 0f);
+                            continue;
+                        }
+                        java.util.Arrays.fill(patches, at, at + oxFrom, 0f);
+                        int src = plane + iy * w + shift;
+                        if (oxTo == oxFrom) {
+                            // No column of this tap lands inside the image (its start may lie past the end).
+                            java.util.Arrays.fill(patches, at, at + ow, 0f);
+                            continue;
+                        }
+                        if (g.sw() == 1) {
+                            System.arraycopy(image, src + oxFrom, patches, at + oxFrom, oxTo - oxFrom);
+                        } else {
+                            for (int ox = oxFrom; ox < oxTo; ox++) {
+                                patches[at + ox] = image[src + ox * g.sw()];
+                            }
+                        }
+                        java.util.Arrays.fill(patches, at + oxTo, at + ow, 0f);
+                    }
+                    row++;
                 }
             }
         }

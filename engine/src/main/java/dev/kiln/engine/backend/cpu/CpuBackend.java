@@ -38,8 +38,14 @@ public final class CpuBackend implements Backend {
                 return new BlasMatMulKernel(inputs[0], inputs[1], outputs[0]);
             case OpRegistry.CONV2D:
                 return new BlasConvKernel(inputs, outputs[0], node.attributes());
+            case OpRegistry.MAX_POOL2D:
+            case OpRegistry.AVG_POOL2D:
+                return new PoolKernel(node.op(), inputs[0], outputs[0], node.attributes());
+            case OpRegistry.REDUCE_MEAN:
+            case OpRegistry.REDUCE_SUM:
+                return ElementwiseKernels.trailingReduce(node.op(), inputs[0], outputs[0], node.attributes());
             default:
-                return null;
+                return inputs.length == 1 && outputs.length == 1 ? ElementwiseKernels.unary(node.op(), inputs[0], outputs[0]) : null;
         }
     }
 

@@ -87,7 +87,7 @@ final class CpuExecutor implements Executor {
                 continue;
             }
             Kernel kernel = CpuBackend.specialised(node, in, out);
-            schedule.add(kernel != null ? kernel : def.newKernel(in, out, node.attributes()));
+            schedule.add(KernelProfile.wrap(node, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
         }
         Slot[] newInputs = slotsOf(graph.inputs(), slots);
         Slot[] newOutputs = slotsOf(graph.outputs(), slots);

@@ -1,0 +1,178 @@
+package dev.kiln.engine.backend.cpu;
+
+import dev.kiln.engine.backend.Kernel;
+import dev.kiln.engine.backend.Slot;
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ir.TensorType;
+import dev.kiln.engine.ops.OpRegistry;
+import dev.kiln.engine.tensor.Shape;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.util.List;
+import java.util.Random;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The CPU backend's pooling, unary and reduction kernels against the ops' reference kernels (a second, plainer
+ * implementation), on random inputs of odd sizes, with padding, zeros of both signs, NaN and a non-zero buffer offset.
+ */
+class CpuKernelsTest {
+    private static final Random RANDOM = new Random(11);
+
+    private static FloatBuffer direct(int offset, float[] values) {
+        FloatBuffer b = ByteBuffer.allocateDirect((offset + values.length) * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+        for (int i = 0; i < values.length; i++) {
+            b.put(offset + i, values[i]);
+        }
+        return b;
+    }
+
+    private static float[] values(int n, boolean specials) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) RANDOM.nextGaussian();
+            if (specials && RANDOM.nextInt(8) == 0) {
+                v[i] = RANDOM.nextBoolean() ? 0f : -0f;
+            }
+        }
+        if (specials && n > 5) {
+            v[RANDOM.nextInt(n)] = Float.NaN;
+        }
+        return v;
+    }
+
+    /** Runs {@code kernel} and the op's reference kernel on the same input; returns {fast, reference}. */
+    private static float[][] both(String op, Attributes attributes, long[] shape, float[] x, KernelFactory fast) {
+        TensorType in = TensorType.float32(Shape.of(shape));
+        TensorType outType = OpRegistry.get(op).inferTypes(List.of(in), attributes).get(0);
+        int outCount = (int) outType.shape().elementCount();
+        Slot xs = new Slot(direct(3, x), 3, in);
+        Slot fastOut = new Slot(direct(5, new float[outCount]), 5, outType);
+        Slot refOut = new Slot(FloatBuffer.allocate(outCount), 0, outType);
+        Kernel k = fast.create(xs, fastOut);
+        assertThat(k).as("a specialised kernel for %s", op).isNotNull();
+        k.run(shape[0]);
+        OpRegistry.get(op).newKernel(new Slot[] {new Slot(FloatBuffer.wrap(x), 0, in)}, new Slot[] {refOut}, attributes).run(shape[0]);
+        float[] a = new float[outCount];
+        fastOut.buffer().get(5, a, 0, outCount);
+        return new float[][] {a, refOut.buffer().array()};
+    }
+
+    private interface KernelFactory {
+        Kernel create(Slot x, Slot out);
+    }
+
+    private static void assertSame(float[][] r, double rtol, String what) {
+        for (int i = 0; i < r[1].length; i++) {
+            float a = r[0][i];
+            float e = r[1][i];
+            if (Float.isNaN(e)) {
+                assertThat(a).as("%s element %d", what, i).isNaN();
+            } else {
+                assertThat((double) a).as("%s element %d", what, i).isCloseTo(e, org.assertj.core.data.Offset.offset(1e-6 + rtol * Math.abs(e)));
+            }
+        }
+    }
+
+    @Test
+    void poolingMatchesTheReferenceKernels() {
+        long[][] shapes = {{1, 1, 1, 1}, {3, 2, 5, 7}, {2, 3, 17, 13}};
+        long[][] geometries = {{1, 1, 1, 1, 0, 0, 0, 0}, {2, 2, 2, 2, 0, 0, 0, 0}, {3, 3, 2, 2, 1, 1, 1, 1}, {3, 2, 1, 3, 2, 0, 1, 1}};
+        for (long[] shape : shapes) {
+            for (long[] g : geometries) {
+                if (g[0] > shape[2] + g[4] + g[6] || g[1] > shape[3] + g[5] + g[7]) {
+                    continue;
+                }
+                Attributes base = Attributes.of("kernel", new long[] {g[0], g[1]}, "strides", new long[] {g[2], g[3]}, "pads", new long[] {g[4], g[5], g[6], g[7]});
+                float[] x = values((int) (shape[0] * shape[1] * shape[2] * shape[3]), true);
+                String what = java.util.Arrays.toString(shape) + " " + base;
+                assertSame(both(OpRegistry.MAX_POOL2D, base, shape, x, (xs, out) -> new PoolKernel(OpRegistry.MAX_POOL2D, xs, out, base)), 0, "max " + what);
+                for (long count : new long[] {0, 1}) {
+                    Attributes avg = base.with("count_include_pad", count);
+                    assertSame(both(OpRegistry.AVG_POOL2D, avg, shape, x, (xs, out) -> new PoolKernel(OpRegistry.AVG_POOL2D, xs, out, avg)), 1e-5,
+                            "avg " + count + " " + what);
+                }
+            }
+        }
+    }
+
+    @Test
+    void unaryFunctionsMatchTheReferenceKernelsExactly() {
+        for (String op : new String[] {"relu", "sigmoid", "tanh", "gelu", OpRegistry.EXP, OpRegistry.NEG, OpRegistry.ERF}) {
+            for (int n : new int[] {1, 3, 17, 513, 4096 + 7}) {
+                float[] x = values(n, true);
+                float[][] r = both(op, Attributes.EMPTY, new long[] {n}, x, (xs, out) -> ElementwiseKernels.unary(op, xs, out));
+                for (int i = 0; i < n; i++) {
+                    assertThat(Float.floatToIntBits(r[0][i])).as("%s(%s)", op, x[i]).isEqualTo(Float.floatToIntBits(r[1][i]));
+                }
+            }
+        }
+    }
+
+    @Test
+    void trailingReductionsMatchTheReferenceKernels() {
+        for (String op : new String[] {OpRegistry.REDUCE_MEAN, OpRegistry.REDUCE_SUM}) {
+            for (long[] axes : new long[][] {{2, 3}, {-1}, {1, 2, 3}}) {
+                for (long keep : new long[] {0, 1}) {
+                    Attributes a = Attributes.of("axes", axes, "keepdims", keep);
+                    long[] shape = {3, 5, 7, 17};
+                    float[] x = values(3 * 5 * 7 * 17, false);
+                    assertSame(both(op, a, shape, x, (xs, out) -> ElementwiseKernels.trailingReduce(op, xs, out, a)), 1e-5, op + " " + a);
+                }
+            }
+        }
+        // Not trailing: left to the reference kernel.
+        Slot x = new Slot(FloatBuffer.allocate(6), 0, TensorType.float32(Shape.of(new long[] {2, 3})));
+        assertThat(ElementwiseKernels.trailingReduce(OpRegistry.REDUCE_SUM, x, x, Attributes.of("axes", new long[] {0}))).isNull();
+    }
+
+    @Test
+    void im2colConvolutionMatchesTheReferenceKernelOnRandomGeometries() {
+        for (int trial = 0; trial < 300; trial++) {
+            int groups = 1 + RANDOM.nextInt(2);
+            int c = groups * (1 + RANDOM.nextInt(3));
+            int m = groups * (1 + RANDOM.nextInt(3));
+            int kh = 1 + RANDOM.nextInt(3);
+            int kw = 1 + RANDOM.nextInt(3);
+            long[] strides = {1 + RANDOM.nextInt(3), 1 + RANDOM.nextInt(3)};
+            long[] dilations = {1 + RANDOM.nextInt(2), 1 + RANDOM.nextInt(2)};
+            long[] pads = {RANDOM.nextInt(3), RANDOM.nextInt(3), RANDOM.nextInt(3), RANDOM.nextInt(3)};
+            int h = 1 + RANDOM.nextInt(9);
+            int w = 1 + RANDOM.nextInt(9);
+            if (h + pads[0] + pads[2] < (kh - 1) * dilations[0] + 1 || w + pads[1] + pads[3] < (kw - 1) * dilations[1] + 1) {
+                continue;
+            }
+            int n = 1 + RANDOM.nextInt(3);
+            boolean withBias = RANDOM.nextBoolean();
+            Attributes a = Attributes.of("strides", strides, "pads", pads, "dilations", dilations, "groups", (long) groups);
+            TensorType xt = TensorType.float32(Shape.of(new long[] {n, c, h, w}));
+            TensorType wt = TensorType.float32(Shape.of(new long[] {m, c / groups, kh, kw}));
+            TensorType bt = TensorType.float32(Shape.of(new long[] {m}));
+            List<TensorType> types = withBias ? List.of(xt, wt, bt) : List.of(xt, wt);
+            TensorType outType = OpRegistry.get(OpRegistry.CONV2D).inferTypes(types, a).get(0);
+            float[] x = values(n * c * h * w, false);
+            float[] weights = values(m * (c / groups) * kh * kw, false);
+            float[] bias = values(m, false);
+            int outCount = (int) outType.shape().elementCount();
+            Slot[] fastIn = withBias ? new Slot[] {new Slot(direct(2, x), 2, xt), new Slot(direct(1, weights), 1, wt), new Slot(direct(0, bias), 0, bt)}
+                    : new Slot[] {new Slot(direct(2, x), 2, xt), new Slot(direct(1, weights), 1, wt)};
+            Slot fastOut = new Slot(direct(4, new float[outCount]), 4, outType);
+            try {
+                new BlasConvKernel(fastIn, fastOut, a).run(n);
+            } catch (RuntimeException e) {
+                throw new AssertionError("conv " + a + " x " + xt + " w " + wt, e);
+            }
+            Slot[] refIn = withBias ? new Slot[] {new Slot(FloatBuffer.wrap(x), 0, xt), new Slot(FloatBuffer.wrap(weights), 0, wt), new Slot(FloatBuffer.wrap(bias), 0, bt)}
+                    : new Slot[] {new Slot(FloatBuffer.wrap(x), 0, xt), new Slot(FloatBuffer.wrap(weights), 0, wt)};
+            Slot refOut = new Slot(FloatBuffer.allocate(outCount), 0, outType);
+            OpRegistry.get(OpRegistry.CONV2D).newKernel(refIn, new Slot[] {refOut}, a).run(n);
+            float[] fast = new float[outCount];
+            fastOut.buffer().get(4, fast, 0, outCount);
+            assertSame(new float[][] {fast, refOut.buffer().array()}, 1e-4, "conv " + a + " x " + xt + " w " + wt);
+        }
+    }
+}
