@@ -49,6 +49,9 @@ abstract class Epilogue {
                         case RELU:
                             v = Math.max(v, 0f);
                             break;
+                        case GELU:
+                            v = dev.kiln.engine.ops.MathFunctions.geluFast(v);
+                            break;
                         default:
                             v = activation.apply(v);
                     }
