@@ -58,6 +58,7 @@ final class BenchCommand implements KilnCli.Command {
             List<SeedBenchmark.Result> results = dev.kiln.jobs.bench.PeerBenchmark.run(Models.existingFile(onnx.toString()),
                     args.getIntList("batch", "1,1024"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
             writeOutputs(args, results, out);
+            printProfile(args, out);
             return 0;
         }
         if (args.flag("spark")) {
@@ -72,11 +73,15 @@ final class BenchCommand implements KilnCli.Command {
                 !args.flag("compiled-only"));
         List<SeedBenchmark.Result> results = bench.run(args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"));
         writeOutputs(args, results, out);
+        printProfile(args, out);
+        return 0;
+    }
+
+    private static void printProfile(Args args, PrintStream out) {
         if (args.flag("profile")) {
             out.println("Compiled kernels, all runs together:");
             out.print(dev.kiln.engine.backend.cpu.KernelProfile.report());
         }
-        return 0;
     }
 
     private static void writeOutputs(Args args, List<SeedBenchmark.Result> results, PrintStream out) throws java.io.IOException {

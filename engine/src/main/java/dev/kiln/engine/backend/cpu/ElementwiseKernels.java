@@ -15,7 +15,8 @@ import java.nio.FloatBuffer;
  * Unary functions and reductions over trailing axes, run over heap chunks: one bulk read from the (direct) buffer,
  * a plain loop the JIT can vectorize, one bulk write. The reference kernels go through the buffer per element,
  * which costs a bounds and liveness check each time. Unary results are identical (the same float functions) except
- * GELU, computed through {@link dev.kiln.engine.ops.MathFunctions#geluFast} (relative error ~2e-7); sums are
+ * GELU and erf, computed through {@link dev.kiln.engine.ops.MathFunctions#geluFast} and {@code erfFast} (relative
+ * error ~2e-7); sums are
  * accumulated in double, so they may differ from the reference's float sums by float rounding only.
  */
 final class ElementwiseKernels {
@@ -32,7 +33,11 @@ final class ElementwiseKernels {
         }
         boolean relu = op.equals("relu");
         // GELU through the erfc fit (relative error ~2e-7) rather than the reference's erf series, ~10x cheaper.
-        UnaryOp.Fn fn = op.equals("gelu") ? dev.kiln.engine.ops.MathFunctions::geluFast : unary.function();
+        UnaryOp.Fn fn = switch (op) {
+            case "gelu" -> dev.kiln.engine.ops.MathFunctions::geluFast;
+            case OpRegistry.ERF -> v -> (float) dev.kiln.engine.ops.MathFunctions.erfFast(v);
+            default -> unary.function();
+        };
         float[] chunk = new float[CHUNK];
         FloatBuffer src = in.buffer();
         FloatBuffer dst = out.buffer();
