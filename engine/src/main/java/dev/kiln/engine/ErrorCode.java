@@ -20,6 +20,8 @@ public enum ErrorCode {
     BAD_INPUT,
     /** A requested backend or device cannot run here. */
     BACKEND_UNAVAILABLE,
+    /** A device ran out of memory for a batch; a smaller batch may fit (see {@code HalvingRunner}). */
+    DEVICE_OUT_OF_MEMORY,
     /** An argument to a Kiln API is invalid. */
     INVALID_ARGUMENT,
     /** Reading or writing a file failed. */

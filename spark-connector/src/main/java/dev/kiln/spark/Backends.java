@@ -49,7 +49,11 @@ public final class Backends {
                 throw new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Cannot create backend " + className + " for " + device + ": " + e, e);
             }
         }
+        String gpu = dev.kiln.engine.backend.gpu.GpuInventory.query().stream().filter(g -> g.index() == device.ordinal())
+                .map(g -> " (" + g + (dev.kiln.engine.backend.gpu.Nd4jCudaSupport.supports(g) ? ")" : "; newer than ND4J's CUDA build supports)"))
+                .findFirst().orElse(" (nvidia-smi reports no such GPU here)");
         throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE,
-                "No %s backend in this JVM for device %s: Kiln's GPU backend is not built yet (issue #8); use device cpu or auto", device.kind(), device);
+                "No %s backend in this JVM for device %s%s: Kiln's CUDA backend is not built yet (issue #8); use device cpu or auto",
+                device.kind(), device, gpu);
     }
 }

@@ -2,7 +2,10 @@ package dev.kiln.spark;
 
 import dev.kiln.engine.backend.cpu.CpuBackend;
 import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.exec.DeviceQueue;
 import dev.kiln.engine.exec.Executor;
+import dev.kiln.engine.exec.QueuedExecutor;
+import dev.kiln.engine.ir.Signature;
 import dev.kiln.format.kiln.KilnFormat;
 import org.apache.spark.SparkEnv;
 import org.slf4j.Logger;
@@ -16,7 +19,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The JVM-wide model cache of an executor: each model (by content hash and device) is read and compiled once per
- * executor JVM and shared by every task thread; each task borrows an executor from the model's pool and returns it.
+ * executor JVM and shared by every task thread; each task borrows an executor from the model's pool and returns it
+ * (on a GPU, a view that feeds the device's one queue).
  * Models are closed at JVM shutdown. Also sets the BLAS threads per task once per JVM.
  */
 public final class ExecutorModels {
@@ -32,8 +36,63 @@ public final class ExecutorModels {
     private ExecutorModels() {
     }
 
-    /** A model with its pool of executors. */
-    private record Cached(CompiledModel model, ConcurrentLinkedDeque<Executor> pool) { }
+    /**
+     * A model with its pool of executors. On a GPU the pool holds light {@link QueuedExecutor}s that all feed the
+     * device's one {@link DeviceQueue} (created with the first lease), so every task thread shares one device
+     * executor and the GPU is fed back to back; on the CPU each task computes on its own pooled executor.
+     */
+    private static final class Cached {
+        final CompiledModel model;
+        final Device device;
+        final ConcurrentLinkedDeque<Executor> pool = new ConcurrentLinkedDeque<>();
+        DeviceQueue queue;
+
+        Cached(CompiledModel model, Device device) {
+            this.model = model;
+            this.device = device;
+        }
+
+        CompiledModel model() {
+            return model;
+        }
+
+        ConcurrentLinkedDeque<Executor> pool() {
+            return pool;
+        }
+
+        Executor newExecutor(int capacity) {
+            if (!device.isGpu()) {
+                return model.newExecutor(capacity);
+            }
+            int[] in = widths(model.signature().inputs());
+            int[] out = widths(model.signature().outputs());
+            synchronized (this) {
+                if (queue == null) {
+                    queue = new DeviceQueue(device.toString(), model.newExecutor(capacity), in, out);
+                }
+            }
+            return new QueuedExecutor(queue, model, in, out, capacity);
+        }
+
+        private static int[] widths(java.util.List<Signature.Spec> specs) {
+            int[] w = new int[specs.size()];
+            for (int i = 0; i < w.length; i++) {
+                w[i] = KilnModel.rowWidth(specs.get(i), "value");
+            }
+            return w;
+        }
+
+        synchronized void close() {
+            Executor e;
+            while ((e = pool.pollFirst()) != null) {
+                e.close();
+            }
+            if (queue != null) {
+                queue.close();
+            }
+            model.close();
+        }
+    }
 
     /** An executor borrowed for one task; closing returns it to the pool (inputs unbound). */
     public static final class Lease implements AutoCloseable {
@@ -74,7 +133,7 @@ public final class ExecutorModels {
         Cached cached = CACHE.computeIfAbsent(handle.contentHash() + "@" + device, key -> load(handle, device));
         Executor executor = cached.pool().pollFirst();
         if (executor == null) {
-            executor = cached.model().newExecutor(capacity);
+            executor = cached.newExecutor(capacity);
         }
         try {
             executor.ensureCapacity(capacity);
@@ -92,7 +151,7 @@ public final class ExecutorModels {
         LOADS.incrementAndGet();
         LOG.info("Loaded model {} ({}) on {} in {} ms ({})", file.name(), handle.contentHash().substring(0, 12), device,
                 (System.nanoTime() - start) / 1_000_000, handle.isBroadcast() ? "broadcast" : "from " + handle.uri());
-        return new Cached(model, new ConcurrentLinkedDeque<>());
+        return new Cached(model, device);
     }
 
     /**
@@ -133,11 +192,7 @@ public final class ExecutorModels {
     /** Closes every cached model and its executors (at JVM shutdown; tests call it to check for leaks). */
     public static synchronized void closeAll() {
         for (Cached cached : CACHE.values()) {
-            Executor e;
-            while ((e = cached.pool().pollFirst()) != null) {
-                e.close();
-            }
-            cached.model().close();
+            cached.close();
         }
         CACHE.clear();
     }

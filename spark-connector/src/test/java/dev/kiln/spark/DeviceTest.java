@@ -38,6 +38,6 @@ class DeviceTest {
         }
         assertThatThrownBy(() -> Backends.forDevice(Device.cuda(0)))
                 .isInstanceOf(KilnException.class)
-                .hasMessageContaining("GPU backend is not built yet");
+                .hasMessageContaining("No cuda backend in this JVM for device cuda:0").hasMessageContaining("CUDA backend is not built yet");
     }
 }

@@ -167,6 +167,48 @@ class KilnModelTest {
     }
 
     @Test
+    void onAGpuDeviceAllTasksFeedOneDeviceQueue() {
+        // The stand-in GPU backend computes on the CPU; the path is the GPU one: one device executor per JVM behind a
+        // queue, every task's batches staged through it. Expected values: the eager ND4J engine, as above.
+        Backends.register("cuda", RecordingBackend::new);
+        try {
+            Random random = new Random(5);
+            int n = 1_500;
+            List<float[]> rows = new ArrayList<>();
+            float[] all = new float[n * 512];
+            for (int i = 0; i < n; i++) {
+                float[] r = new float[512];
+                for (int j = 0; j < 512; j++) {
+                    r[j] = (float) random.nextGaussian();
+                }
+                rows.add(r);
+                System.arraycopy(r, 0, all, i * 512, 512);
+            }
+            Sequential eager = ModelZoo.seedMlp();
+            eager.loadParameters(SparkTestSupport.reference("mlp", "weights"));
+            float[] expected = eager.forward(Tensor.of(new long[] {n, 512}, all)).toFloatArray();
+
+            List<Row> out = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(100).setDevice("cuda:0")
+                    .transform(featureRows(rows, 4)).collectAsList();
+            assertThat(out).hasSize(n);
+            for (Row row : out) {
+                int id = (int) row.getLong(0);
+                float[] y = floats(row, "y");
+                assertThat(y[0]).isCloseTo(expected[id * 2], within(1e-4f + 1e-4f * Math.abs(expected[id * 2])));
+                assertThat(y[1]).isCloseTo(expected[id * 2 + 1], within(1e-4f + 1e-4f * Math.abs(expected[id * 2 + 1])));
+            }
+            assertThat(out.stream().map(r -> r.getLong(0)).distinct().count()).isEqualTo(n);
+            assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("kiln-device-cuda:0")).count())
+                    .as("one device queue thread for cuda:0").isEqualTo(1);
+        } finally {
+            Backends.unregister("cuda");
+            ExecutorModels.closeAll();
+        }
+        assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("kiln-device-")).count())
+                .as("queue threads end when the models close").isZero();
+    }
+
+    @Test
     void acceptsDoubleArraysVectorsAndNumericColumns() {
         // Rows x = [3, 1] -> [5.5, 0] and [-2, 4] -> [6.5, 3], worked out by hand for the hand model.
         StructType schema = new StructType()

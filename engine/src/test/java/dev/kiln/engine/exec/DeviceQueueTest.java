@@ -1,0 +1,177 @@
+package dev.kiln.engine.exec;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.Kiln;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.ir.Signature;
+import dev.kiln.engine.nn.Dense;
+import dev.kiln.engine.nn.Sequential;
+import dev.kiln.engine.ops.Activation;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.engine.tensor.TensorData;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * The device-side pieces that need no GPU: halving the batch on out-of-memory, and many threads feeding one executor
+ * through a queue. A CPU executor stands in for the device, wrapped to fail like a full GPU above a row limit. Outputs
+ * are checked against y = relu(x W^T + b) with W = [[1, 2], [-1, 0.5]], b = [0.5, -1], computed here by hand.
+ */
+class DeviceQueueTest {
+    private static CompiledModel model;
+
+    @BeforeAll
+    static void compile() {
+        Sequential net = new Sequential().add(new Dense(2, Activation.RELU, true, 2));
+        net.loadParameters(Map.of(
+                "0.weight", TensorData.ofFloats(new long[] {2, 2}, new float[] {1, 2, -1, 0.5f}),
+                "0.bias", TensorData.ofFloats(new long[] {2}, new float[] {0.5f, -1})));
+        model = Kiln.compile(net, Signature.builder().input("x", Shape.batched(2)).output("y").build());
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    private static float[] expected(float[] x, int rows) {
+        float[] y = new float[rows * 2];
+        for (int r = 0; r < rows; r++) {
+            double a = x[2 * r];
+            double b = x[2 * r + 1];
+            y[2 * r] = (float) Math.max(0, a + 2 * b + 0.5);
+            y[2 * r + 1] = (float) Math.max(0, -a + 0.5 * b - 1);
+        }
+        return y;
+    }
+
+    private static float[] input(int rows, long seed) {
+        Random random = new Random(seed);
+        float[] x = new float[rows * 2];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = random.nextInt(41) - 20;
+        }
+        return x;
+    }
+
+    /** Delegates to a CPU executor but fails like a full device when asked for more than {@code limit} rows. */
+    private static final class FullAbove implements Executor {
+        private final Executor inner;
+        private final int limit;
+        final List<Long> batches = new ArrayList<>();
+
+        FullAbove(Executor inner, int limit) {
+            this.inner = inner;
+            this.limit = limit;
+        }
+
+        @Override public CompiledModel model() { return inner.model(); }
+        @Override public long capacity() { return inner.capacity(); }
+        @Override public void setInput(int index, float[] source, int sourceOffset, int batch) { inner.setInput(index, source, sourceOffset, batch); }
+        @Override public FloatBuffer inputBuffer(int index) { return inner.inputBuffer(index); }
+        @Override public int inputOffset(int index) { return inner.inputOffset(index); }
+        @Override public void bindInput(int index, java.nio.ByteBuffer buffer) { inner.bindInput(index, buffer); }
+        @Override public void unbindInputs() { inner.unbindInputs(); }
+        @Override public void ensureCapacity(long batch) { inner.ensureCapacity(batch); }
+        @Override public int getOutput(int index, float[] target, int targetOffset) { return inner.getOutput(index, target, targetOffset); }
+        @Override public FloatBuffer outputBuffer(int index) { return inner.outputBuffer(index); }
+        @Override public int outputOffset(int index) { return inner.outputOffset(index); }
+        @Override public int outputElements(int index) { return inner.outputElements(index); }
+        @Override public long arenaBytes() { return inner.arenaBytes(); }
+        @Override public void close() { inner.close(); }
+
+        @Override
+        public void run(long batch) {
+            batches.add(batch);
+            if (batch > limit) {
+                throw KilnException.of(ErrorCode.DEVICE_OUT_OF_MEMORY, "out of memory allocating %d rows", batch);
+            }
+            inner.run(batch);
+        }
+    }
+
+    @Test
+    void halvesTheBatchOnOutOfMemoryAndKeepsTheSmallerSize() {
+        try (FullAbove device = new FullAbove(model.newExecutor(1024), 100)) {
+            HalvingRunner runner = new HalvingRunner(device, new int[] {2}, new int[] {2});
+            float[] x = input(1000, 1);
+            float[] y = new float[2000];
+            runner.run(new float[][] {x}, 1000, new float[][] {y});
+            assertThat(y).containsExactly(expected(x, 1000));
+            // 1000 -> 500 -> 250 -> 125 -> 62 rows: four halvings, then 62-row chunks for the rest (and next calls).
+            assertThat(runner.halvings()).isEqualTo(4);
+            assertThat(runner.chunk()).isEqualTo(62);
+            assertThat(device.batches.subList(0, 5)).containsExactly(1000L, 500L, 250L, 125L, 62L);
+            assertThat(device.batches.stream().filter(b -> b <= 100).mapToLong(Long::longValue).sum()).isEqualTo(1000);
+        }
+    }
+
+    @Test
+    void aSingleRowThatDoesNotFitFailsWithTheSizesTried() {
+        try (FullAbove device = new FullAbove(model.newExecutor(16), 0)) {
+            HalvingRunner runner = new HalvingRunner(device, new int[] {2}, new int[] {2});
+            assertThatThrownBy(() -> runner.run(new float[][] {input(5, 2)}, 5, new float[][] {new float[10]}))
+                    .isInstanceOf(KilnException.class)
+                    .hasMessageContaining("One row does not fit in device memory (batches of 5, 2, 1 rows tried)");
+        }
+    }
+
+    @Test
+    void manyThreadsShareOneDeviceThroughTheQueue() throws Exception {
+        DeviceQueue queue = new DeviceQueue("cuda:0", new FullAbove(model.newExecutor(256), 200), new int[] {2}, new int[] {2});
+        ExecutorService callers = Executors.newFixedThreadPool(8);
+        try {
+            List<Callable<Boolean>> work = new ArrayList<>();
+            for (int t = 0; t < 8; t++) {
+                int thread = t;
+                work.add(() -> {
+                    Random random = new Random(thread);
+                    for (int i = 0; i < 40; i++) {
+                        int rows = 1 + random.nextInt(600);
+                        float[] x = input(rows, thread * 1000L + i);
+                        float[] y = new float[rows * 2];
+                        queue.run(new float[][] {x}, rows, new float[][] {y});
+                        assertThat(y).as("thread %d request %d", thread, i).containsExactly(expected(x, rows));
+                    }
+                    return true;
+                });
+            }
+            for (Future<Boolean> f : callers.invokeAll(work)) {
+                assertThat(f.get()).isTrue();
+            }
+            assertThat(queue.chunk()).isLessThanOrEqualTo(200);
+        } finally {
+            callers.shutdown();
+            queue.close();
+        }
+        assertThat(queue.worker().isAlive()).isFalse();
+        assertThatThrownBy(() -> queue.run(new float[][] {new float[2]}, 1, new float[][] {new float[2]}))
+                .isInstanceOf(KilnException.class).hasMessageContaining("Device queue cuda:0 is closed");
+    }
+
+    @Test
+    void otherFailuresReachTheCallerUnchanged() {
+        try (DeviceQueue queue = new DeviceQueue("cuda:1", model.newExecutor(4), new int[] {2}, new int[] {2})) {
+            assertThatThrownBy(() -> queue.run(new float[][] {new float[1]}, 1, new float[][] {new float[2]}))
+                    .isInstanceOf(KilnException.class).hasMessageContaining("needs 2 floats but 1 were given");
+            // The queue keeps serving after a failed request.
+            float[] y = new float[2];
+            queue.run(new float[][] {new float[] {3, 1}}, 1, new float[][] {y});
+            assertThat(y).containsExactly(5.5f, 0f);
+        }
+    }
+}
