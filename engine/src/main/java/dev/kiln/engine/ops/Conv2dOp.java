@@ -22,7 +22,8 @@ public final class Conv2dOp extends BaseOp {
                 List.of(attr("strides", "int[2]", false, "stride along H and W (default [1, 1])"),
                         attr("pads", "int[4]", false, "padding [top, left, bottom, right] (default zeros)"),
                         attr("dilations", "int[2]", false, "dilation along H and W (default [1, 1])"),
-                        attr("groups", "int", false, "number of groups; C and M must divide by it (default 1)")));
+                        attr("groups", "int", false, "number of groups; C and M must divide by it (default 1)"),
+                        attr("activation", "string", false, "none (default), relu, sigmoid, tanh or gelu, applied to the output (fused by the compiler)")));
     }
 
     /** The resolved geometry of one convolution. */
@@ -86,6 +87,7 @@ public final class Conv2dOp extends BaseOp {
         Geometry g = geometry(x.type().shape(), w.type().shape(), attributes);
         int cPerGroup = g.c() / g.groups();
         int mPerGroup = g.m() / g.groups();
+        Activation activation = Activation.fromName(attributes.getString("activation", "none"));
         return batch -> {
             int n = (int) x.size(0, batch);
             FloatBuffer xb = x.buffer();
@@ -115,7 +117,7 @@ public final class Conv2dOp extends BaseOp {
                                     }
                                 }
                             }
-                            ob.put(out.offset() + ((b * g.m() + m) * g.oh() + oy) * g.ow() + ox, (float) sum);
+                            ob.put(out.offset() + ((b * g.m() + m) * g.oh() + oy) * g.ow() + ox, activation.apply((float) sum));
                         }
                     }
                 }

@@ -24,7 +24,7 @@ import java.util.Set;
  * channel axis (axis 1 of a conv2d's NCHW output, the last axis of a dense output), or is a scalar, is an affine map
  * {@code y -> y * scale + shift} per channel. With {@code y = W x + bias}, that is a conv2d/dense with weights
  * {@code W * scale} (per output channel) and bias {@code bias * scale + shift}: the normalization costs nothing at run
- * time. A dense layer must have no activation (the activation would sit between). Every intermediate must have a single
+ * time. The layer must have no fused activation (it would sit between). Every intermediate must have a single
  * reader and not be a graph output. Arithmetic is done in double and rounded once.
  */
 public final class BatchNormFolding implements Pass {
@@ -76,7 +76,8 @@ public final class BatchNormFolding implements Pass {
 
     private static Chain match(Graph graph, Node layer) {
         int channelAxis;
-        if (layer.op().equals(OpRegistry.CONV2D)) {
+        if (layer.op().equals(OpRegistry.CONV2D)
+                && Activation.fromName(layer.attributes().getString("activation", "none")) == Activation.NONE) {
             channelAxis = 1;
         } else if (layer.op().equals(OpRegistry.DENSE)
                 && Activation.fromName(layer.attributes().getString("activation", "none")) == Activation.NONE) {

@@ -18,7 +18,8 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Fuses a dense layer into one {@code dense} node that backends run as a single GEMM with a bias-and-activation
+ * Fuses an activation into the convolution before it ({@code conv2d} gets an {@code activation} attribute), and fuses
+ * a dense layer into one {@code dense} node that backends run as a single GEMM with a bias-and-activation
  * epilogue: {@code matmul(x, transpose(W))} (W rank 2, as the block API and PyTorch's Linear produce), optionally
  * followed by {@code add(_, b)} with {@code b} of shape {@code [N]}, optionally followed by relu, sigmoid, tanh or gelu.
  * An existing {@code dense} without activation also absorbs a following activation. Each intermediate must have a
@@ -35,6 +36,7 @@ public final class DenseActivationFusion implements Pass {
 
     @Override
     public Graph apply(Graph graph) {
+        graph = fuseConvActivations(graph);
         Map<Node, Chain> byLast = new IdentityHashMap<>();
         Set<Node> absorbed = Collections.newSetFromMap(new IdentityHashMap<>());
         for (Node node : graph.nodes()) {
@@ -61,6 +63,40 @@ public final class DenseActivationFusion implements Pass {
                 Value fused = b.add(OpRegistry.DENSE, Attributes.of("activation", chain.activation().opName()), inputs, chain.name()).get(0);
                 b.replace(node.output(), fused);
             } else if (!absorbed.contains(node)) {
+                b.keep(node);
+            }
+        }
+        return b.outputsOf(graph).build();
+    }
+
+    /**
+     * A {@code conv2d} without activation whose only reader is relu, sigmoid, tanh or gelu takes it as its
+     * {@code activation} attribute (the backend applies it in the same pass as the bias).
+     */
+    private static Graph fuseConvActivations(Graph graph) {
+        Map<Node, Node> activationOf = new IdentityHashMap<>();
+        for (Node node : graph.nodes()) {
+            if (node.op().equals(OpRegistry.CONV2D) && Activation.fromName(node.attributes().getString("activation", "none")) == Activation.NONE
+                    && singleInternalUse(graph, node.output())) {
+                Node next = graph.users(node.output()).get(0);
+                if (Activation.forOp(next.op()) != null) {
+                    activationOf.put(next, node);
+                }
+            }
+        }
+        if (activationOf.isEmpty()) {
+            return graph;
+        }
+        Set<Node> convs = Collections.newSetFromMap(new IdentityHashMap<>());
+        convs.addAll(activationOf.values());
+        GraphBuilder b = GraphBuilder.rewriting(graph);
+        for (Node node : graph.nodes()) {
+            Node conv = activationOf.get(node);
+            if (conv != null) {
+                Value fused = b.add(OpRegistry.CONV2D, conv.attributes().with("activation", Activation.forOp(node.op()).opName()),
+                        b.map(conv.inputs()), conv.name()).get(0);
+                b.replace(node.output(), fused);
+            } else if (!convs.contains(node)) {
                 b.keep(node);
             }
         }

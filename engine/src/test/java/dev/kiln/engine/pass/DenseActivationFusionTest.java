@@ -87,4 +87,27 @@ class DenseActivationFusionTest {
 
         assertThat(FUSE.apply(graph)).isSameAs(graph);
     }
+
+    @Test
+    void aConvolutionTakesTheActivationAfterIt() {
+        // 1x1 conv with weights [1, -1] over two channels: y = x0 - x1, then relu. x = ([3, 1], [1, 2]) -> [2, -1] -> [2, 0].
+        GraphBuilder b = new GraphBuilder();
+        Value x = input(b, "x", Shape.batched(2, 1, 2));
+        Value w = b.parameter("w", TensorData.ofFloats(new long[] {1, 2, 1, 1}, new float[] {1, -1}));
+        b.output("y", op(b, "relu", op(b, OpRegistry.CONV2D, x, w)));
+        Graph fused = FUSE.apply(b.build());
+
+        assertThat(GraphPrinter.print(fused)).isEqualTo("""
+                graph(%x: float32[batch, 2, 1, 2]) {
+                  %0: float32[1, 2, 1, 1] = parameter() {name=w}
+                  %1: float32[batch, 1, 1, 2] = conv2d(%x, %0) {activation=relu}
+                  return y=%1
+                }
+                """);
+        try (dev.kiln.engine.exec.CompiledModel model = dev.kiln.engine.Kiln.compile(fused, new PassPipeline(java.util.List.of(), true),
+                dev.kiln.engine.backend.cpu.CpuBackend.INSTANCE)) {
+            float[] y = model.run(java.util.Map.of("x", TensorData.ofFloats(new long[] {1, 2, 1, 2}, new float[] {3, 1, 1, 2}))).get("y").toFloatArray();
+            assertThat(y).containsExactly(2f, 0f);
+        }
+    }
 }

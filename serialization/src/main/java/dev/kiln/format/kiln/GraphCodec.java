@@ -123,14 +123,28 @@ public final class GraphCodec {
      */
     public static Graph decode(JsonNode root, Map<String, TensorData> tensors, String source) {
         List<String> unknown = new ArrayList<>();
+        List<String> unknownAttributes = new ArrayList<>();
         for (JsonNode n : root.path("nodes")) {
             String op = n.path("op").asText();
             if (!OpRegistry.contains(op)) {
                 unknown.add(String.format("'%s' at node '%s'", op, n.path("name").asText("?")));
+                continue;
             }
+            // An attribute this reader does not know would be silently ignored and change results: refuse it by name.
+            java.util.Set<String> known = new java.util.HashSet<>();
+            OpRegistry.get(op).attributes().forEach(a -> known.add(a.name()));
+            n.path("attributes").fieldNames().forEachRemaining(a -> {
+                if (!known.contains(a)) {
+                    unknownAttributes.add(String.format("'%s' of %s at node '%s'", a, op, n.path("name").asText("?")));
+                }
+            });
         }
         if (!unknown.isEmpty()) {
             throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "%s uses ops this reader does not know: %s", source, String.join(", ", unknown));
+        }
+        if (!unknownAttributes.isEmpty()) {
+            throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "%s uses op attributes this reader does not know (written by a newer Kiln?): %s",
+                    source, String.join(", ", unknownAttributes));
         }
         Map<Integer, TensorType> types = new LinkedHashMap<>();
         for (JsonNode v : require(root, "values", source)) {

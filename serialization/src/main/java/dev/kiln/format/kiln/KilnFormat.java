@@ -47,7 +47,7 @@ import java.util.zip.CRC32;
 public final class KilnFormat {
     public static final String FORMAT = "kiln";
     public static final int MAJOR = 1;
-    public static final int MINOR = 0;
+    public static final int MINOR = 1;
     public static final String PRODUCER = "kiln " + version();
     static final String MANIFEST = "manifest.json";
     static final String GRAPH = "graph.json";

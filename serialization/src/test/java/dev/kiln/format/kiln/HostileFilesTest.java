@@ -105,6 +105,13 @@ class HostileFilesTest {
     }
 
     @Test
+    void anAttributeThisReaderDoesNotKnow() {
+        // Ignoring it could change the results (a newer writer's fused activation, say): refused by name instead.
+        refused(KilnFiles.rewriteText(GOOD, KilnFormat.GRAPH, "\"activation\" :", "\"epilogue\" :"))
+                .hasMessageContaining("op attributes this reader does not know").hasMessageContaining("'epilogue' of dense");
+    }
+
+    @Test
     void aGraphReferencingAMissingValueOrParameter() {
         refused(KilnFiles.rewriteText(GOOD, KilnFormat.GRAPH, "\"string\" : \"0.weight\"", "\"string\" : \"9.weight\""))
                 .hasMessageContaining("parameter '9.weight' is missing from the weights");

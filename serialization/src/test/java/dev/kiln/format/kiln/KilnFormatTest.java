@@ -44,7 +44,7 @@ class KilnFormatTest {
     void theSeedMlpReadsBackAndReproducesPyTorch(@TempDir Path dir) {
         KilnFormat.ModelFile file = KilnFormat.read(writeSeedMlp(dir));
         assertThat(file.name()).isEqualTo("seed-mlp");
-        assertThat(file.formatVersion()).isEqualTo("1.0");
+        assertThat(file.formatVersion()).isEqualTo("1.1");
         assertThat(file.signature().toString()).isEqualTo("[x: float32[batch, 512]] -> [y: float32[batch, 2]]");
         assertThat(file.validation().path("passed").asBoolean()).isTrue();
         assertThat(file.parameterCount()).isEqualTo(256 * 512 + 256 + 128 * 256 + 128 + 2 * 128 + 2);
@@ -123,7 +123,7 @@ class KilnFormatTest {
 
     @Test
     void anotherMajorVersionIsRefusedNamingBoth() {
-        byte[] newer = KilnFiles.rewriteText(KilnFiles.smallModelBytes(), KilnFormat.MANIFEST, "\"format_version\" : \"1.0\"", "\"format_version\" : \"2.3\"");
+        byte[] newer = KilnFiles.rewriteText(KilnFiles.smallModelBytes(), KilnFormat.MANIFEST, "\"format_version\" : \"1.1\"", "\"format_version\" : \"2.3\"");
         assertThatThrownBy(() -> KilnFormat.read(newer, "newer.kiln"))
                 .isInstanceOf(KilnException.class)
                 .hasMessage("Cannot read newer.kiln: model format version 2.3; this reader supports 1.x")
@@ -132,7 +132,7 @@ class KilnFormatTest {
 
     @Test
     void anyMinorVersionOfTheMajorIsRead() {
-        byte[] minor = KilnFiles.rewriteText(KilnFiles.smallModelBytes(), KilnFormat.MANIFEST, "\"format_version\" : \"1.0\"", "\"format_version\" : \"1.7\"");
+        byte[] minor = KilnFiles.rewriteText(KilnFiles.smallModelBytes(), KilnFormat.MANIFEST, "\"format_version\" : \"1.1\"", "\"format_version\" : \"1.7\"");
         assertThat(KilnFormat.read(minor, "minor.kiln").formatVersion()).isEqualTo("1.7");
     }
 

@@ -31,6 +31,7 @@ final class BlasConvKernel implements Kernel {
     private final float[] image;
     private final float[] patches;
     private final float[] outImage;
+    private final dev.kiln.engine.ops.Activation activation;
 
     BlasConvKernel(Slot[] inputs, Slot out, Attributes attributes) {
         this.x = inputs[0];
@@ -46,7 +47,8 @@ final class BlasConvKernel implements Kernel {
         this.outPointer = new FloatPointer(out.buffer());
         this.image = new float[g.c() * g.h() * g.w()];
         this.patches = new float[patch * pixels];
-        this.outImage = bias == null ? null : new float[g.m() * pixels];
+        this.activation = dev.kiln.engine.ops.Activation.fromName(attributes.getString("activation", "none"));
+        this.outImage = bias == null && activation == dev.kiln.engine.ops.Activation.NONE ? null : new float[g.m() * pixels];
     }
 
     @Override
@@ -69,13 +71,35 @@ final class BlasConvKernel implements Kernel {
                         mPerGroup, pixels, patch, 1f, wPointer.position(weightOffset), patch, colsPointer.position(0), pixels,
                         0f, outPointer.position(outOffset), pixels);
             }
-            if (bias != null) {
+            if (outImage != null) {
+                // Bias and activation in one pass over the image's output, on the heap.
                 int base = out.offset() + b * g.m() * pixels;
                 ob.get(base, outImage, 0, outImage.length);
                 for (int m = 0; m < g.m(); m++) {
-                    float bv = bias.get(m);
-                    for (int p = m * pixels, end = p + pixels; p < end; p++) {
-                        outImage[p] += bv;
+                    float bv = bias == null ? 0f : bias.get(m);
+                    int from = m * pixels;
+                    int end = from + pixels;
+                    switch (activation) {
+                        case NONE -> {
+                            for (int p = from; p < end; p++) {
+                                outImage[p] += bv;
+                            }
+                        }
+                        case RELU -> {
+                            for (int p = from; p < end; p++) {
+                                outImage[p] = Math.max(outImage[p] + bv, 0f);
+                            }
+                        }
+                        case GELU -> {
+                            for (int p = from; p < end; p++) {
+                                outImage[p] = dev.kiln.engine.ops.MathFunctions.geluFast(outImage[p] + bv);
+                            }
+                        }
+                        default -> {
+                            for (int p = from; p < end; p++) {
+                                outImage[p] = activation.apply(outImage[p] + bv);
+                            }
+                        }
                     }
                 }
                 ob.put(base, outImage, 0, outImage.length);

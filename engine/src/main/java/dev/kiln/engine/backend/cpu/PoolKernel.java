@@ -60,6 +60,10 @@ final class PoolKernel implements Kernel {
     }
 
     private void maxPlane() {
+        if (g.kh() == 2 && g.kw() == 2 && g.sh() == 2 && g.sw() == 2 && g.pt() == 0 && g.pl() == 0) {
+            maxPlane2x2();
+            return;
+        }
         int w = g.w();
         int kw = g.kw();
         int lowest = key(Float.NEGATIVE_INFINITY);
@@ -84,6 +88,27 @@ final class PoolKernel implements Kernel {
                 }
                 // key is its own inverse. NaN anywhere in the window gives NaN, as in the reference kernel.
                 result[oy * g.ow() + ox] = nan != 0 ? Float.NaN : Float.intBitsToFloat(m ^ ((m >> 31) & 0x7fffffff));
+            }
+        }
+    }
+
+    /** The common 2x2, stride 2, unpadded window: four loads and three integer maxes per output, no inner loops. */
+    private void maxPlane2x2() {
+        int w = g.w();
+        int ow = g.ow();
+        for (int oy = 0; oy < g.oh(); oy++) {
+            int r0 = 2 * oy * w;
+            int r1 = r0 + w;
+            int o = oy * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                float a = plane[r0 + 2 * ox];
+                float b = plane[r0 + 2 * ox + 1];
+                float c = plane[r1 + 2 * ox];
+                float d = plane[r1 + 2 * ox + 1];
+                int m = Math.max(Math.max(key(a), key(b)), Math.max(key(c), key(d)));
+                int nan = ((0x7f800000 - (Float.floatToRawIntBits(a) & 0x7fffffff)) | (0x7f800000 - (Float.floatToRawIntBits(b) & 0x7fffffff))
+                        | (0x7f800000 - (Float.floatToRawIntBits(c) & 0x7fffffff)) | (0x7f800000 - (Float.floatToRawIntBits(d) & 0x7fffffff))) >>> 31;
+                result[o + ox] = nan != 0 ? Float.NaN : Float.intBitsToFloat(m ^ ((m >> 31) & 0x7fffffff));
             }
         }
     }

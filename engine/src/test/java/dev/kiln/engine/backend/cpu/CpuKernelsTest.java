@@ -178,7 +178,8 @@ class CpuKernelsTest {
             }
             int n = 1 + RANDOM.nextInt(3);
             boolean withBias = RANDOM.nextBoolean();
-            Attributes a = Attributes.of("strides", strides, "pads", pads, "dilations", dilations, "groups", (long) groups);
+            String activation = new String[] {"none", "relu", "gelu", "tanh"}[RANDOM.nextInt(4)];
+            Attributes a = Attributes.of("strides", strides, "pads", pads, "dilations", dilations, "groups", (long) groups, "activation", activation);
             TensorType xt = TensorType.float32(Shape.of(new long[] {n, c, h, w}));
             TensorType wt = TensorType.float32(Shape.of(new long[] {m, c / groups, kh, kw}));
             TensorType bt = TensorType.float32(Shape.of(new long[] {m}));
