@@ -17,7 +17,7 @@ public final class TransposeOp extends BaseOp {
                 List.of(attr("perm", "int[]", true, "a permutation of 0..rank-1")));
     }
 
-    static int[] permutation(Shape in, long[] perm) {
+    public static int[] permutation(Shape in, long[] perm) {
         if (perm.length != in.rank()) {
             throw shapeError("transpose of %s: perm %s has %d entries, expected %d", in, Arrays.toString(perm), perm.length, in.rank());
         }

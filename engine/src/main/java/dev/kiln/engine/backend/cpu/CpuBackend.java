@@ -41,6 +41,10 @@ public final class CpuBackend implements Backend {
             case OpRegistry.MAX_POOL2D:
             case OpRegistry.AVG_POOL2D:
                 return new PoolKernel(node.op(), inputs[0], outputs[0], node.attributes());
+            case OpRegistry.SOFTMAX:
+                return RowKernels.softmax(inputs[0], outputs[0], node.attributes());
+            case OpRegistry.TRANSPOSE:
+                return RowKernels.transpose(inputs[0], outputs[0], node.attributes());
             case OpRegistry.REDUCE_MEAN:
             case OpRegistry.REDUCE_SUM:
                 return ElementwiseKernels.trailingReduce(node.op(), inputs[0], outputs[0], node.attributes());

@@ -18,16 +18,25 @@ abstract class Epilogue {
     abstract void apply(ByteBuffer out, int outByteOffset, ByteBuffer bias, int biasByteOffset, int rows, int n);
 
     static Epilogue create(Activation activation) {
-        if (VECTOR && (activation == Activation.NONE || activation == Activation.RELU)) {
-            return new VectorEpilogue(activation == Activation.RELU);
+        if (VECTOR && (activation == Activation.NONE || activation == Activation.RELU || activation == Activation.GELU)) {
+            return new VectorEpilogue(activation == Activation.RELU, activation == Activation.GELU);
         }
         return new ScalarEpilogue(activation);
     }
 
 
-    /** Plain loops; relu via Math.max (branchless, NaN-propagating); other activations per element. */
+    /**
+     * Plain loops over one row at a time on the heap (one bulk read and write per row); relu via Math.max
+     * (branchless, NaN-propagating), GELU through the erfc fit, the other activations per element.
+     */
     static final class ScalarEpilogue extends Epilogue {
         private final Activation activation;
+        private ByteBuffer viewOf;
+        private java.nio.FloatBuffer outView;
+        private java.nio.FloatBuffer biasView;
+        private ByteBuffer biasOf;
+        private float[] row = new float[0];
+        private float[] biasRow = new float[0];
 
         ScalarEpilogue(Activation activation) {
             this.activation = activation;
@@ -35,14 +44,27 @@ abstract class Epilogue {
 
         @Override
         void apply(ByteBuffer out, int outByteOffset, ByteBuffer bias, int biasByteOffset, int rows, int n) {
+            if (out != viewOf) {
+                viewOf = out;
+                outView = out.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer();
+            }
+            if (row.length < n) {
+                row = new float[n];
+                biasRow = new float[n];
+            }
+            boolean hasBias = bias != null;
+            if (hasBias && bias != biasOf) {
+                biasOf = bias;
+                biasView = bias.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer();
+            }
+            if (hasBias) {
+                biasView.get(biasByteOffset / 4, biasRow, 0, n);
+            }
             for (int r = 0; r < rows; r++) {
-                int row = outByteOffset + r * n * 4;
+                int at = outByteOffset / 4 + r * n;
+                outView.get(at, row, 0, n);
                 for (int j = 0; j < n; j++) {
-                    int at = row + j * 4;
-                    float v = out.getFloat(at);
-                    if (bias != null) {
-                        v += bias.getFloat(biasByteOffset + j * 4);
-                    }
+                    float v = hasBias ? row[j] + biasRow[j] : row[j];
                     switch (activation) {
                         case NONE:
                             break;
@@ -55,8 +77,9 @@ abstract class Epilogue {
                         default:
                             v = activation.apply(v);
                     }
-                    out.putFloat(at, v);
+                    row[j] = v;
                 }
+                outView.put(at, row, 0, n);
             }
         }
     }

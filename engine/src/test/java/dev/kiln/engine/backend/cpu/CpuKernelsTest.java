@@ -114,6 +114,59 @@ class CpuKernelsTest {
     }
 
     @Test
+    void denseEpiloguesMatchTheExactFormulas() {
+        // rows x n block plus a bias row, through the vector and the scalar epilogue, for each activation, against
+        // the reference activation (GELU exact, via the erf series) in double.
+        int rows = 7;
+        int n = 37;
+        float[] block = values(rows * n, false);
+        for (int i = 0; i < 40; i++) {
+            block[i] = (i - 20) / 2f;
+        }
+        float[] bias = values(n, false);
+        for (dev.kiln.engine.ops.Activation act : new dev.kiln.engine.ops.Activation[] {dev.kiln.engine.ops.Activation.NONE,
+                dev.kiln.engine.ops.Activation.RELU, dev.kiln.engine.ops.Activation.GELU, dev.kiln.engine.ops.Activation.TANH}) {
+            for (Epilogue e : new Epilogue[] {Epilogue.create(act), new Epilogue.ScalarEpilogue(act)}) {
+                ByteBuffer out = ByteBuffer.allocateDirect(8 + block.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                ByteBuffer b = ByteBuffer.allocateDirect(4 + n * 4).order(ByteOrder.LITTLE_ENDIAN);
+                for (int i = 0; i < block.length; i++) {
+                    out.putFloat(8 + 4 * i, block[i]);
+                }
+                for (int j = 0; j < n; j++) {
+                    b.putFloat(4 + 4 * j, bias[j]);
+                }
+                e.apply(out, 8, b, 4, rows, n);
+                for (int i = 0; i < block.length; i++) {
+                    float x = block[i] + bias[i % n];
+                    double expected = act == dev.kiln.engine.ops.Activation.GELU
+                            ? 0.5 * x * (1 + dev.kiln.engine.ops.MathFunctions.erf(x * 0.7071067811865476)) : act.apply(x);
+                    assertThat((double) out.getFloat(8 + 4 * i)).as("%s %s element %d (x = %s)", act, e.getClass().getSimpleName(), i, x)
+                            .isCloseTo(expected, org.assertj.core.data.Offset.offset(5e-7 * Math.abs(expected) + 1e-7));
+                }
+            }
+        }
+    }
+
+    @Test
+    void softmaxAndTransposeMatchTheReferenceKernels() {
+        for (long[] shape : new long[][] {{1, 1}, {3, 17}, {2, 4, 16, 16}, {5, 513}}) {
+            float[] x = values((int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b), true);
+            Attributes last = Attributes.of("axis", -1L);
+            float[][] r = both(OpRegistry.SOFTMAX, last, shape, x, (xs, out) -> RowKernels.softmax(xs, out, last));
+            assertSame(r, 2e-6, "softmax " + java.util.Arrays.toString(shape));
+        }
+        Slot notLast = new Slot(FloatBuffer.allocate(6), 0, TensorType.float32(Shape.of(new long[] {2, 3})));
+        assertThat(RowKernels.softmax(notLast, notLast, Attributes.of("axis", 0L))).isNull();
+        long[][][] cases = {{{2, 3}, {1, 0}}, {{2, 4, 16, 8}, {0, 2, 1, 3}}, {{3, 5, 7}, {2, 0, 1}}, {{4}, {0}}, {{2, 3, 4, 5}, {3, 2, 1, 0}}};
+        for (long[][] c : cases) {
+            float[] x = values((int) java.util.Arrays.stream(c[0]).reduce(1, (a, b) -> a * b), false);
+            Attributes perm = Attributes.of("perm", c[1]);
+            float[][] r = both(OpRegistry.TRANSPOSE, perm, c[0], x, (xs, out) -> RowKernels.transpose(xs, out, perm));
+            assertThat(r[0]).as("transpose %s %s", java.util.Arrays.toString(c[0]), java.util.Arrays.toString(c[1])).containsExactly(r[1]);
+        }
+    }
+
+    @Test
     void erfAndGeluKernelsAgreeWithTheReferenceSeriesWithin3e7() {
         for (String op : new String[] {OpRegistry.ERF, "gelu"}) {
             float[] x = values(4096 + 7, true);

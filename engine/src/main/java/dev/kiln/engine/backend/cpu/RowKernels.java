@@ -1,0 +1,114 @@
+package dev.kiln.engine.backend.cpu;
+
+import dev.kiln.engine.backend.Kernel;
+import dev.kiln.engine.backend.Slot;
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ops.TransposeOp;
+
+import java.nio.FloatBuffer;
+
+/**
+ * Softmax over the last axis and transposes, on heap copies: one bulk read, plain array loops, one bulk write, where
+ * the reference kernels read and write the (direct) buffers element by element. Transposes give identical results;
+ * softmax takes the same steps (max-subtracted exp, NaN anywhere in a row makes the row NaN) but computes the exps in
+ * vector lanes when the Vector API is present (within a few float ulps of {@code Math.exp}).
+ */
+final class RowKernels {
+    private RowKernels() {
+    }
+
+    /** Softmax along the last axis, or null for another axis (the reference kernel handles it). */
+    static Kernel softmax(Slot in, Slot out, Attributes attributes) {
+        int rank = in.rank();
+        int axis = in.type().shape().normalizeAxis((int) attributes.getLong("axis", -1));
+        if (axis != rank - 1 || in.type().shape().dim(axis).isSymbolic()) {
+            return null;
+        }
+        int n = (int) in.type().shape().dim(axis).size();
+        float[] row = new float[n];
+        FloatBuffer src = in.buffer();
+        FloatBuffer dst = out.buffer();
+        boolean vector = VectorMath.AVAILABLE;
+        return batch -> {
+            int rows = n == 0 ? 0 : in.elementCount(batch) / n;
+            for (int r = 0; r < rows; r++) {
+                src.get(in.offset() + r * n, row, 0, n);
+                float max = Float.NEGATIVE_INFINITY;
+                boolean nan = false;
+                for (int i = 0; i < n; i++) {
+                    nan |= Float.isNaN(row[i]);
+                    max = Math.max(max, row[i]);
+                }
+                double sum;
+                if (vector) {
+                    sum = VectorMath.expMinus(row, n, max);
+                } else {
+                    sum = 0;
+                    for (int i = 0; i < n; i++) {
+                        float e = (float) Math.exp(row[i] - max);
+                        row[i] = e;
+                        sum += e;
+                    }
+                }
+                float scale = (float) (1.0 / sum);
+                for (int i = 0; i < n; i++) {
+                    row[i] = nan ? Float.NaN : row[i] * scale;
+                }
+                dst.put(out.offset() + r * n, row, 0, n);
+            }
+        };
+    }
+
+    /** A transpose through heap copies of the whole input and output (sized for the executor's capacity on first use). */
+    static Kernel transpose(Slot in, Slot out, Attributes attributes) {
+        int[] p = TransposeOp.permutation(in.type().shape(), attributes.getLongs("perm"));
+        int rank = p.length;
+        long[] outDims = new long[rank];
+        int[] inStrides = new int[rank];
+        int[] strideForOut = new int[rank];
+        int[] counter = new int[rank];
+        float[][] scratch = new float[2][];
+        FloatBuffer src = in.buffer();
+        FloatBuffer dst = out.buffer();
+        return batch -> {
+            int n = out.elementCount(batch);
+            if (scratch[0] == null || scratch[0].length < n) {
+                scratch[0] = new float[n];
+                scratch[1] = new float[n];
+            }
+            float[] a = scratch[0];
+            float[] b = scratch[1];
+            src.get(in.offset(), a, 0, n);
+            int stride = 1;
+            for (int i = rank - 1; i >= 0; i--) {
+                inStrides[i] = stride;
+                stride *= (int) in.size(i, batch);
+            }
+            for (int i = 0; i < rank; i++) {
+                outDims[i] = in.size(p[i], batch);
+                strideForOut[i] = inStrides[p[i]];
+            }
+            java.util.Arrays.fill(counter, 0);
+            // The innermost output axis runs as a strided copy loop; the odometer advances the axes above it.
+            int last = rank - 1;
+            int inner = (int) outDims[last];
+            int innerStride = strideForOut[last];
+            int ii = 0;
+            for (int o = 0; o < n; o += inner) {
+                for (int k = 0, at = ii; k < inner; k++, at += innerStride) {
+                    b[o + k] = a[at];
+                }
+                for (int d = last - 1; d >= 0; d--) {
+                    counter[d]++;
+                    ii += strideForOut[d];
+                    if (counter[d] < outDims[d]) {
+                        break;
+                    }
+                    ii -= strideForOut[d] * counter[d];
+                    counter[d] = 0;
+                }
+            }
+            dst.put(out.offset(), b, 0, n);
+        };
+    }
+}

@@ -1,0 +1,36 @@
+package dev.kiln.engine.backend.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Array loops with the JDK Vector API; loaded only when the incubator module is present ({@link #AVAILABLE}). */
+final class VectorMath {
+    /** Whether the Vector API module is present (and not disabled with {@code -Dkiln.disableVectorApi=true}). */
+    static final boolean AVAILABLE = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+            && !Boolean.getBoolean("kiln.disableVectorApi");
+
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+
+    private VectorMath() {
+    }
+
+    /** {@code a[i] = exp(a[i] - shift)} for i < n; returns the sum of the results. */
+    static double expMinus(float[] a, int n, float shift) {
+        int lanes = SPECIES.length();
+        int end = n - n % lanes;
+        FloatVector sum = FloatVector.zero(SPECIES);
+        int i = 0;
+        for (; i < end; i += lanes) {
+            FloatVector e = FloatVector.fromArray(SPECIES, a, i).sub(shift).lanewise(VectorOperators.EXP);
+            e.intoArray(a, i);
+            sum = sum.add(e);
+        }
+        double total = sum.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            a[i] = (float) Math.exp(a[i] - shift);
+            total += a[i];
+        }
+        return total;
+    }
+}
