@@ -39,6 +39,7 @@ final class BenchCommand implements KilnCli.Command {
                 "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder; with --peers an ONNX file",
                 "  --peers    instead: Kiln vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceiling",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
+                "  --jmh      instead: the JMH kernel suite (KernelBenchmarks); --only NAME picks benchmarks, e.g. --only seedMlp",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
                 "",
@@ -48,7 +49,14 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model"), Set.of("compiled-only", "spark", "peers", "profile"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model", "only"), Set.of("compiled-only", "spark", "peers", "profile", "jmh"));
+        if (args.flag("jmh")) {
+            String pattern = args.get("only", "");
+            List<String> jmh = new java.util.ArrayList<>(List.of("-rf", "json", "-rff", "jmh-result.json"));
+            jmh.add(0, dev.kiln.jobs.bench.jmh.KernelBenchmarks.class.getName() + (pattern.isEmpty() ? "" : "." + pattern));
+            org.openjdk.jmh.Main.main(jmh.toArray(new String[0]));
+            return 0;
+        }
         if (args.flag("profile")) {
             dev.kiln.engine.backend.cpu.KernelProfile.enable();
         }

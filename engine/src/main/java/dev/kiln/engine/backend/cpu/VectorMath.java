@@ -33,4 +33,16 @@ final class VectorMath {
         }
         return total;
     }
+
+    /** {@code a[i] = gelu(a[i])} for i < n, in vector lanes ({@link VectorEpilogue#gelu}), the tail through the scalar fit. */
+    static void gelu(float[] a, int n) {
+        int lanes = SPECIES.length();
+        int end = n - n % lanes;
+        for (int i = 0; i < end; i += lanes) {
+            VectorEpilogue.gelu(FloatVector.fromArray(SPECIES, a, i)).intoArray(a, i);
+        }
+        for (int i = end; i < n; i++) {
+            a[i] = dev.kiln.engine.ops.MathFunctions.geluFast(a[i]);
+        }
+    }
 }

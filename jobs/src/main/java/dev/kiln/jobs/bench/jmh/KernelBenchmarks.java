@@ -1,0 +1,191 @@
+package dev.kiln.jobs.bench.jmh;
+
+import dev.kiln.engine.Kiln;
+import dev.kiln.engine.backend.cpu.CpuBackend;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.exec.Executor;
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ir.Graph;
+import dev.kiln.engine.ir.GraphBuilder;
+import dev.kiln.engine.ir.TensorType;
+import dev.kiln.engine.ir.Value;
+import dev.kiln.engine.ops.OpRegistry;
+import dev.kiln.engine.pass.PassPipeline;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.engine.zoo.ModelZoo;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The CPU backend's kernels one at a time, each as a one-node compiled graph on the shapes of the reference models
+ * (the seed MLP's first dense layer, the CNN's second convolution and its pooling, the encoder's attention softmax and
+ * GELU), plus the whole seed MLP at batch 1 and 1024. Run with {@code bin/kiln bench --jmh [REGEX]}; the forked JVMs
+ * inherit bin/kiln's flags and environment (OpenBLAS core type, one BLAS thread, the Vector API module).
+ */
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(1)
+public class KernelBenchmarks {
+    /** A compiled graph with its executor and random inputs, ready to run. */
+    abstract static class Compiled {
+        CompiledModel model;
+        Executor executor;
+        long batch;
+
+        void bind(Graph graph, long rows) {
+            model = Kiln.compile(graph, new PassPipeline(List.of(), false), CpuBackend.INSTANCE);
+            prepare(rows);
+        }
+
+        void prepare(long rows) {
+            batch = rows;
+            executor = model.newExecutor(rows);
+            Random random = new Random(1);
+            for (int i = 0; i < model.signature().inputs().size(); i++) {
+                Shape shape = model.signature().inputs().get(i).shape();
+                long perRow = 1;
+                for (int d = 1; d < shape.rank(); d++) {
+                    perRow *= shape.dim(d).size();
+                }
+                float[] x = new float[(int) (rows * perRow)];
+                for (int j = 0; j < x.length; j++) {
+                    x[j] = (float) random.nextGaussian();
+                }
+                executor.setInput(i, x, 0, (int) rows);
+            }
+        }
+
+        @TearDown(Level.Trial)
+        public void close() {
+            executor.close();
+            model.close();
+        }
+    }
+
+    private static Graph oneNode(String op, Attributes attributes, Shape input, TensorData... weights) {
+        GraphBuilder b = new GraphBuilder();
+        Value x = b.input("x", TensorType.float32(input));
+        Value[] in = new Value[1 + weights.length];
+        in[0] = x;
+        for (int i = 0; i < weights.length; i++) {
+            in[i + 1] = b.parameter("w" + i, weights[i]);
+        }
+        b.output("y", b.add1(op, attributes, "k", in));
+        return b.build();
+    }
+
+    private static TensorData random(long... shape) {
+        Random random = new Random(2);
+        float[] v = new float[(int) TensorData.elementCount(shape)];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) (random.nextGaussian() * 0.05);
+        }
+        return TensorData.ofFloats(shape, v);
+    }
+
+    @State(Scope.Thread)
+    public static class SeedMlp extends Compiled {
+        @Param({"1", "1024"})
+        public int rows;
+
+        @Setup(Level.Trial)
+        public void setup() {
+            ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+            entry.block().setSeed(7);
+            model = Kiln.compile(entry.block(), entry.signature());
+            prepare(rows);
+        }
+    }
+
+    @State(Scope.Thread)
+    public static class Dense512x256Relu extends Compiled {
+        @Param({"1", "1024"})
+        public int rows;
+
+        @Setup(Level.Trial)
+        public void setup() {
+            bind(oneNode(OpRegistry.DENSE, Attributes.of("activation", "relu"), Shape.batched(512), random(256, 512), random(256)), rows);
+        }
+    }
+
+    @State(Scope.Thread)
+    public static class CnnConv2 extends Compiled {
+        @Setup(Level.Trial)
+        public void setup() {
+            bind(oneNode(OpRegistry.CONV2D, Attributes.of("pads", new long[] {1, 1, 1, 1}, "activation", "relu"), Shape.batched(8, 14, 14),
+                    random(16, 8, 3, 3), random(16)), 256);
+        }
+    }
+
+    @State(Scope.Thread)
+    public static class CnnMaxPool extends Compiled {
+        @Setup(Level.Trial)
+        public void setup() {
+            bind(oneNode(OpRegistry.MAX_POOL2D, Attributes.of("kernel", new long[] {2, 2}, "strides", new long[] {2, 2}), Shape.batched(8, 28, 28)), 256);
+        }
+    }
+
+    @State(Scope.Thread)
+    public static class AttentionSoftmax extends Compiled {
+        @Setup(Level.Trial)
+        public void setup() {
+            bind(oneNode(OpRegistry.SOFTMAX, Attributes.of("axis", -1L), Shape.batched(4, 16, 16)), 64);
+        }
+    }
+
+    @State(Scope.Thread)
+    public static class Gelu extends Compiled {
+        @Setup(Level.Trial)
+        public void setup() {
+            bind(oneNode("gelu", Attributes.EMPTY, Shape.batched(16, 128)), 64);
+        }
+    }
+
+    @Benchmark
+    public void seedMlp(SeedMlp s) {
+        s.executor.run(s.batch);
+    }
+
+    @Benchmark
+    public void dense512x256Relu(Dense512x256Relu s) {
+        s.executor.run(s.batch);
+    }
+
+    @Benchmark
+    public void cnnConv2Batch256(CnnConv2 s) {
+        s.executor.run(s.batch);
+    }
+
+    @Benchmark
+    public void cnnMaxPoolBatch256(CnnMaxPool s) {
+        s.executor.run(s.batch);
+    }
+
+    @Benchmark
+    public void attentionSoftmaxBatch64(AttentionSoftmax s) {
+        s.executor.run(s.batch);
+    }
+
+    @Benchmark
+    public void geluBatch64(Gelu s) {
+        s.executor.run(s.batch);
+    }
+}
