@@ -36,6 +36,7 @@ public final class OpRegistry {
     public static final String AVG_POOL2D = "avg_pool2d";
     public static final String PAD = "pad";
     public static final String GATHER = "gather";
+    public static final String LAYER_NORM = "layer_norm";
     public static final String CONSTANT = "constant";
     public static final String PARAMETER = "parameter";
 
@@ -77,6 +78,7 @@ public final class OpRegistry {
         register(ops, new AvgPool2dOp());
         register(ops, new PadOp());
         register(ops, new GatherOp());
+        register(ops, new LayerNormOp());
         register(ops, SourceOp.constant());
         register(ops, SourceOp.parameter());
         return Collections.unmodifiableMap(ops);

@@ -41,6 +41,8 @@ public final class CpuBackend implements Backend {
             case OpRegistry.MAX_POOL2D:
             case OpRegistry.AVG_POOL2D:
                 return new PoolKernel(node.op(), inputs[0], outputs[0], node.attributes());
+            case OpRegistry.LAYER_NORM:
+                return RowKernels.layerNorm(inputs[0], inputs[1], inputs[2], outputs[0], node.attributes());
             case OpRegistry.SOFTMAX:
                 return RowKernels.softmax(inputs[0], outputs[0], node.attributes());
             case OpRegistry.TRANSPOSE:

@@ -111,4 +111,38 @@ final class RowKernels {
             dst.put(out.offset(), b, 0, n);
         };
     }
+
+    /** layer_norm over the last axis, one heap row at a time (same arithmetic as the reference kernel). */
+    static Kernel layerNorm(Slot x, Slot scale, Slot bias, Slot out, Attributes attributes) {
+        int d = (int) x.type().shape().dim(x.rank() - 1).size();
+        double epsilon = attributes.getDouble("epsilon");
+        float[] row = new float[d];
+        float[] g = new float[d];
+        float[] b = new float[d];
+        FloatBuffer src = x.buffer();
+        FloatBuffer dst = out.buffer();
+        return batch -> {
+            scale.buffer().get(scale.offset(), g, 0, d);
+            bias.buffer().get(bias.offset(), b, 0, d);
+            int rows = d == 0 ? 0 : x.elementCount(batch) / d;
+            for (int r = 0; r < rows; r++) {
+                src.get(x.offset() + r * d, row, 0, d);
+                double sum = 0;
+                for (int i = 0; i < d; i++) {
+                    sum += row[i];
+                }
+                double mean = sum / d;
+                double squares = 0;
+                for (int i = 0; i < d; i++) {
+                    double c = row[i] - mean;
+                    squares += c * c;
+                }
+                double inv = 1.0 / Math.sqrt(squares / d + epsilon);
+                for (int i = 0; i < d; i++) {
+                    row[i] = (float) ((row[i] - mean) * inv * g[i] + b[i]);
+                }
+                dst.put(out.offset() + r * d, row, 0, d);
+            }
+        };
+    }
 }

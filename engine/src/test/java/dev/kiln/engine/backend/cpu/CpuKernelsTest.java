@@ -167,6 +167,28 @@ class CpuKernelsTest {
     }
 
     @Test
+    void layerNormMatchesTheReferenceKernel() {
+        for (long[] shape : new long[][] {{1, 1}, {3, 17}, {64, 16, 32}, {2, 513}}) {
+            int d = (int) shape[shape.length - 1];
+            int count = (int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+            float[] x = values(count, false);
+            float[] g = values(d, false);
+            float[] b = values(d, false);
+            TensorType xt = TensorType.float32(Shape.of(shape));
+            TensorType dt = TensorType.float32(Shape.of(new long[] {d}));
+            Attributes eps = Attributes.of("epsilon", 1e-5);
+            Slot fastOut = new Slot(direct(3, new float[count]), 3, xt);
+            RowKernels.layerNorm(new Slot(direct(1, x), 1, xt), new Slot(direct(0, g), 0, dt), new Slot(direct(2, b), 2, dt), fastOut, eps).run(shape[0]);
+            Slot refOut = new Slot(FloatBuffer.allocate(count), 0, xt);
+            OpRegistry.get(OpRegistry.LAYER_NORM).newKernel(new Slot[] {new Slot(FloatBuffer.wrap(x), 0, xt), new Slot(FloatBuffer.wrap(g), 0, dt),
+                    new Slot(FloatBuffer.wrap(b), 0, dt)}, new Slot[] {refOut}, eps).run(shape[0]);
+            float[] fast = new float[count];
+            fastOut.buffer().get(3, fast, 0, count);
+            assertThat(fast).as("layer_norm %s", java.util.Arrays.toString(shape)).containsExactly(refOut.buffer().array());
+        }
+    }
+
+    @Test
     void erfAndGeluKernelsAgreeWithTheReferenceSeriesWithin3e7() {
         for (String op : new String[] {OpRegistry.ERF, "gelu"}) {
             float[] x = values(4096 + 7, true);

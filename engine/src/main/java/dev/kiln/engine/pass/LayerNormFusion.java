@@ -1,0 +1,186 @@
+package dev.kiln.engine.pass;
+
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ir.Graph;
+import dev.kiln.engine.ir.GraphBuilder;
+import dev.kiln.engine.ir.Node;
+import dev.kiln.engine.ir.Value;
+import dev.kiln.engine.ops.OpRegistry;
+import dev.kiln.engine.tensor.DType;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.engine.tensor.TensorData;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Recognizes layer normalization over the last axis written out elementwise — what the block API's {@code LayerNorm}
+ * traces to and what ONNX LayerNormalization imports as —
+ * {@code c = x - mean(x); (c / sqrt(mean(c * c) + eps)) * scale + bias} ({@code pow(c, 2)} also accepted) (reductions over the last axis with kept
+ * dims, {@code eps} a scalar constant, {@code scale} and {@code bias} of shape {@code [d]}, each commutative operand in
+ * either order), and replaces the eight nodes with one {@code layer_norm}: one pass over each row instead of eight
+ * over the tensor. Every intermediate must be read only inside the pattern and not be a graph output.
+ */
+public final class LayerNormFusion implements Pass {
+    @Override
+    public String name() {
+        return "layer-norm-fusion";
+    }
+
+    private record Match(Value x, Value scale, Value bias, double epsilon, List<Node> members) { }
+
+    @Override
+    public Graph apply(Graph graph) {
+        Map<Node, Match> byLast = new IdentityHashMap<>();
+        Set<Node> absorbed = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (Node node : graph.nodes()) {
+            Match m = match(graph, node);
+            if (m != null && m.members().stream().noneMatch(absorbed::contains)) {
+                absorbed.addAll(m.members());
+                byLast.put(node, m);
+            }
+        }
+        if (byLast.isEmpty()) {
+            return graph;
+        }
+        GraphBuilder b = GraphBuilder.rewriting(graph);
+        for (Node node : graph.nodes()) {
+            Match m = byLast.get(node);
+            if (m != null) {
+                Value fused = b.add1(OpRegistry.LAYER_NORM, Attributes.of("epsilon", m.epsilon()), node.name(),
+                        b.map(m.x()), b.map(m.scale()), b.map(m.bias()));
+                b.replace(node.output(), fused);
+            } else if (!absorbed.contains(node)) {
+                b.keep(node);
+            }
+        }
+        return b.outputsOf(graph).build();
+    }
+
+    /** Whether every reader of {@code v} is in {@code allowed} and {@code v} is not a graph output. */
+    private static boolean readOnlyBy(Graph graph, Value v, Node... allowed) {
+        if (graph.isOutput(v)) {
+            return false;
+        }
+        for (Node user : graph.users(v)) {
+            boolean ok = false;
+            for (Node a : allowed) {
+                ok |= user == a;
+            }
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean meanOfLastAxis(Node node) {
+        if (node == null || !node.op().equals(OpRegistry.REDUCE_MEAN) || node.attributes().getLong("keepdims", 1) != 1) {
+            return false;
+        }
+        long[] axes = node.attributes().getLongs("axes");
+        int rank = node.input(0).type().rank();
+        return axes.length == 1 && (axes[0] == -1 || axes[0] == rank - 1);
+    }
+
+    private static Node producer(Graph graph, Value v, String op) {
+        Node n = graph.producer(v);
+        return n != null && n.op().equals(op) ? n : null;
+    }
+
+    /** The other operand of a binary node, given one of them. */
+    private static Value other(Node node, Value one) {
+        return node.input(0) == one ? node.input(1) : node.input(0);
+    }
+
+    private static Match match(Graph graph, Node last) {
+        if (!last.op().equals(OpRegistry.ADD)) {
+            return null;
+        }
+        for (int side = 0; side < 2; side++) {
+            Node scaled = producer(graph, last.input(side), OpRegistry.MUL);
+            Value bias = last.input(1 - side);
+            if (scaled == null || !readOnlyBy(graph, scaled.output(), last)) {
+                continue;
+            }
+            for (int s2 = 0; s2 < 2; s2++) {
+                Node div = producer(graph, scaled.input(s2), OpRegistry.DIV);
+                Value scale = scaled.input(1 - s2);
+                if (div == null || !readOnlyBy(graph, div.output(), scaled)) {
+                    continue;
+                }
+                Match m = matchNormalized(graph, div, scale, bias, last, scaled);
+                if (m != null) {
+                    return m;
+                }
+            }
+        }
+        return null;
+    }
+
+    private static boolean isScalar(Graph graph, Value v, float expected) {
+        TensorData data = graph.constantData(v);
+        return data != null && data.dtype() == DType.FLOAT32 && data.elementCount() == 1 && data.toFloatArray()[0] == expected;
+    }
+
+    private static Match matchNormalized(Graph graph, Node div, Value scale, Value bias, Node last, Node scaled) {
+        Node sub = producer(graph, div.input(0), OpRegistry.SUB);
+        Node sqrt = producer(graph, div.input(1), OpRegistry.SQRT);
+        if (sub == null || sqrt == null || !readOnlyBy(graph, sqrt.output(), div)) {
+            return null;
+        }
+        Value x = sub.input(0);
+        Node mean = graph.producer(sub.input(1));
+        if (!meanOfLastAxis(mean) || mean.input(0) != x || !readOnlyBy(graph, mean.output(), sub)) {
+            return null;
+        }
+        Node addEps = producer(graph, sqrt.input(0), OpRegistry.ADD);
+        Node variance = null;
+        double epsilon = Double.NaN;
+        if (addEps == null) {
+            // eps = 0: algebraic simplification has already removed the addition.
+            Node v = graph.producer(sqrt.input(0));
+            if (meanOfLastAxis(v) && readOnlyBy(graph, v.output(), sqrt)) {
+                variance = v;
+                epsilon = 0;
+            }
+        } else if (readOnlyBy(graph, addEps.output(), sqrt)) {
+            for (int side = 0; side < 2; side++) {
+                Node v = graph.producer(addEps.input(side));
+                TensorData eps = graph.constantData(addEps.input(1 - side));
+                if (meanOfLastAxis(v) && eps != null && eps.dtype() == DType.FLOAT32 && eps.elementCount() == 1
+                        && readOnlyBy(graph, v.output(), addEps)) {
+                    variance = v;
+                    epsilon = eps.toFloatArray()[0];
+                }
+            }
+        }
+        if (variance == null) {
+            return null;
+        }
+        // c * c, or pow(c, 2) as older ONNX exports write it.
+        Node square = graph.producer(variance.input(0));
+        boolean squares = square != null && (square.op().equals(OpRegistry.MUL) && square.input(0) == sub.output() && square.input(1) == sub.output()
+                || square.op().equals(OpRegistry.POW) && square.input(0) == sub.output() && isScalar(graph, square.input(1), 2));
+        if (!squares || !readOnlyBy(graph, square.output(), variance)) {
+            return null;
+        }
+        if (!readOnlyBy(graph, sub.output(), square, div)) {
+            return null;
+        }
+        Shape x0 = x.type().shape();
+        Shape d = Shape.of(x0.dim(x0.rank() - 1));
+        if (!scale.type().shape().equals(d) || !bias.type().shape().equals(d) || !last.output().type().equals(x.type())) {
+            return null;
+        }
+        List<Node> members = new ArrayList<>(List.of(mean, sub, square, variance, sqrt, div, scaled, last));
+        if (addEps != null) {
+            members.add(addEps);
+        }
+        return new Match(x, scale, bias, epsilon, members);
+    }
+}
