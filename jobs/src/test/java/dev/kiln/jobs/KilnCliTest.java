@@ -57,7 +57,7 @@ class KilnCliTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out())
                 .contains("Model        seed-mlp")
-                .contains("Format       kiln 1.0")
+                .contains("Format       kiln 1.1")
                 .containsPattern("Content hash [0-9a-f]{64}")
                 .contains("Signature    [x: float32[batch, 512]] -> [y: float32[batch, 2]]")
                 // 256*512 + 256 + 128*256 + 128 + 2*128 + 2 = 164,482 floats of 4 bytes
