@@ -37,7 +37,8 @@ final class BenchCommand implements KilnCli.Command {
                 "  --compiled-only  skip the eager runs",
                 "  --profile  also time every compiled kernel and print where the time went (adds two clock reads per kernel)",
                 "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder; with --peers an ONNX file",
-                "  --peers    instead: Kiln vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceiling",
+                "  --peers    instead: Kiln vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceiling;",
+                "             --threads 1,2 runs that many workers at once (own executor / ORT tensors each)",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
                 "  --jmh      instead: the JMH kernel suite (KernelBenchmarks); --only NAME picks benchmarks, e.g. --only seedMlp",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
@@ -62,9 +63,9 @@ final class BenchCommand implements KilnCli.Command {
         }
         if (args.flag("peers")) {
             Path onnx = Path.of(args.get("model", "../shared/models/mlp/model.onnx"));
-            out.printf("Kiln vs ONNX Runtime 1.28.0 on %s, one thread, %s%n", onnx, environment());
+            out.printf("Kiln vs ONNX Runtime 1.28.0 on %s, workers %s (one thread each), %s%n", onnx, args.get("threads", "1"), environment());
             List<SeedBenchmark.Result> results = dev.kiln.jobs.bench.PeerBenchmark.run(Models.existingFile(onnx.toString()),
-                    args.getIntList("batch", "1,1024"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
+                    args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
             writeOutputs(args, results, out);
             printProfile(args, out);
             return 0;

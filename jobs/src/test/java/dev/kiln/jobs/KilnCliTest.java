@@ -172,13 +172,19 @@ class KilnCliTest {
     void peersBenchmarkChecksOutputsAndReportsEachMode(@TempDir Path dir) throws Exception {
         Path json = dir.resolve("peers.json");
         Result r = kiln("bench", "--peers", "--model", MLP.resolve("model.onnx").toString(), "--calls", "20", "--rows", "64", "--batch", "1,8",
-                "--reps", "1", "--json", json.toString());
+                "--threads", "1,2", "--reps", "1", "--json", json.toString());
         assertThat(r.code()).as(r.err()).isZero();
         var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readString(json));
-        assertThat(root.path("results")).hasSize(6);
+        // 2 batches x 2 worker counts x 3 modes; each worker's outputs were checked against ONNX Runtime's first.
+        assertThat(root.path("results")).hasSize(12);
         java.util.Set<String> modes = new java.util.HashSet<>();
-        root.path("results").forEach(result -> modes.add(result.path("mode").asText()));
+        java.util.Set<Integer> threads = new java.util.HashSet<>();
+        root.path("results").forEach(result -> {
+            modes.add(result.path("mode").asText());
+            threads.add(result.path("threads").asInt());
+        });
         assertThat(modes).containsExactlyInAnyOrder("compiled", "onnxruntime", "ceiling");
+        assertThat(threads).containsExactlyInAnyOrder(1, 2);
     }
 
     @Test

@@ -41,6 +41,16 @@ public final class PeerBenchmark {
     }
 
     public static List<SeedBenchmark.Result> run(Path onnx, List<Integer> batches, int calls, int rows, int repetitions, PrintStream log) throws Exception {
+        return run(onnx, batches, List.of(1), calls, rows, repetitions, log);
+    }
+
+    /**
+     * With {@code workerCounts}: each count T runs T workers at once, each with its own Kiln executor, ONNX Runtime
+     * input/output tensors (one shared session, one intra-op thread) and ceiling GEMMs: the rate is all workers' rows
+     * over the wall time, the µs/call one worker's.
+     */
+    public static List<SeedBenchmark.Result> run(Path onnx, List<Integer> batches, List<Integer> workerCounts, int calls, int rows, int repetitions,
+                                                 PrintStream log) throws Exception {
         CpuBackend.setBlasThreads(1);
         List<SeedBenchmark.Result> results = new ArrayList<>();
         OrtEnvironment env = OrtEnvironment.getEnvironment();
@@ -59,52 +69,124 @@ public final class PeerBenchmark {
             String inName = model.signature().inputs().get(0).name();
             String outName = model.signature().outputs().get(0).name();
             for (int batch : batches) {
-                int n = batch == 1 ? calls : Math.max(5, rows / batch);
-                float[] input = SeedBenchmark.randomInput(batch * (int) features, 42);
-                float[] kilnOut = new float[(int) (batch * outWidth)];
-                FloatBuffer ortIn = ByteBuffer.allocateDirect(input.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer().put(input);
-                ortIn.rewind();
-                FloatBuffer ortOutBuffer = ByteBuffer.allocateDirect(kilnOut.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
-                try (Executor executor = model.newExecutor(batch);
-                     OnnxTensor inTensor = OnnxTensor.createTensor(env, ortIn, withBatch(inShape, batch));
-                     OnnxTensor outTensor = OnnxTensor.createTensor(env, ortOutBuffer, withBatch(outShape, batch));
-                     Gemms gemms = seedMlp ? new Gemms(batch) : null) {
-                    Call kiln = () -> {
-                        executor.setInput(0, input, 0, batch);
-                        executor.run(batch);
-                        executor.getOutput(0, kilnOut, 0);
-                    };
-                    Call ort = () -> {
-                        try (OrtSession.Result ignored = session.run(Map.of(inName, inTensor), Map.of(outName, outTensor))) {
-                            // Outputs land in the pinned tensor.
-                        }
-                    };
-                    kiln.call();
-                    ort.call();
-                    checkEqual(kilnOut, outTensor.getFloatBuffer(), batch);
-                    List<Call> contenders = seedMlp ? List.of(kiln, ort, gemms::run) : List.of(kiln, ort);
-                    int warmup = Math.max(20_000 / batch, 2 * n);
-                    for (Call c : contenders) {
-                        time(c, warmup);
-                    }
-                    double[][] seconds = new double[contenders.size()][repetitions];
-                    for (int r = 0; r < repetitions; r++) {
-                        for (int m = 0; m < contenders.size(); m++) {
-                            seconds[m][r] = time(contenders.get(m), n);
-                        }
-                    }
-                    String[] modes = {"compiled", "onnxruntime", "ceiling"};
-                    StringBuilder line = new StringBuilder(String.format("batch %5d  threads 1", batch));
-                    for (int m = 0; m < contenders.size(); m++) {
-                        SeedBenchmark.Result result = summarize(modes[m], batch, n, seconds[m]);
-                        results.add(result);
-                        line.append(String.format("  %s %.1f us/call %,.0f rows/s", modes[m], result.usPerCall(), result.rowsPerSecond()));
-                    }
-                    log.println(line);
+                for (int threads : workerCounts) {
+                    runOne(env, session, model, inName, outName, inShape, outShape, seedMlp, batch, threads,
+                            batch == 1 ? calls : Math.max(5, rows / batch), repetitions, results, log);
                 }
             }
         }
         return results;
+    }
+
+    /** One worker's inputs, outputs and calls. */
+    private static final class Lane implements AutoCloseable {
+        final Executor executor;
+        final OnnxTensor inTensor;
+        final OnnxTensor outTensor;
+        final Gemms gemms;
+        final float[] input;
+        final float[] kilnOut;
+
+        Lane(OrtEnvironment env, CompiledModel model, long[] inShape, long[] outShape, boolean seedMlp, int batch, int seed) throws OrtException {
+            input = SeedBenchmark.randomInput(batch * (int) rowElements(inShape), seed);
+            kilnOut = new float[(int) (batch * rowElements(outShape))];
+            FloatBuffer ortIn = ByteBuffer.allocateDirect(input.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer().put(input);
+            ortIn.rewind();
+            FloatBuffer ortOut = ByteBuffer.allocateDirect(kilnOut.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+            executor = model.newExecutor(batch);
+            inTensor = OnnxTensor.createTensor(env, ortIn, withBatch(inShape, batch));
+            outTensor = OnnxTensor.createTensor(env, ortOut, withBatch(outShape, batch));
+            gemms = seedMlp ? new Gemms(batch) : null;
+        }
+
+        @Override
+        public void close() {
+            executor.close();
+            inTensor.close();
+            outTensor.close();
+            if (gemms != null) {
+                gemms.close();
+            }
+        }
+    }
+
+    private static void runOne(OrtEnvironment env, OrtSession session, CompiledModel model, String inName, String outName, long[] inShape,
+                               long[] outShape, boolean seedMlp, int batch, int threads, int n, int repetitions,
+                               List<SeedBenchmark.Result> results, PrintStream log) throws Exception {
+        List<Lane> lanes = new ArrayList<>();
+        java.util.concurrent.ExecutorService pool = threads > 1 ? java.util.concurrent.Executors.newFixedThreadPool(threads) : null;
+        try {
+            List<List<Call>> contenders = new ArrayList<>();
+            for (int m = 0; m < (seedMlp ? 3 : 2); m++) {
+                contenders.add(new ArrayList<>());
+            }
+            for (int t = 0; t < threads; t++) {
+                Lane lane = new Lane(env, model, inShape, outShape, seedMlp, batch, 42 + t);
+                lanes.add(lane);
+                contenders.get(0).add(() -> {
+                    lane.executor.setInput(0, lane.input, 0, batch);
+                    lane.executor.run(batch);
+                    lane.executor.getOutput(0, lane.kilnOut, 0);
+                });
+                contenders.get(1).add(() -> {
+                    try (OrtSession.Result ignored = session.run(Map.of(inName, lane.inTensor), Map.of(outName, lane.outTensor))) {
+                        // Outputs land in the pinned tensor.
+                    }
+                });
+                if (seedMlp) {
+                    contenders.get(2).add(lane.gemms::run);
+                }
+                contenders.get(0).get(t).call();
+                contenders.get(1).get(t).call();
+                checkEqual(lane.kilnOut, lane.outTensor.getFloatBuffer(), batch);
+            }
+            int warmup = Math.max(20_000 / batch, 2 * n);
+            for (List<Call> c : contenders) {
+                time(c, warmup, pool);
+            }
+            double[][] seconds = new double[contenders.size()][repetitions];
+            for (int r = 0; r < repetitions; r++) {
+                for (int m = 0; m < contenders.size(); m++) {
+                    seconds[m][r] = time(contenders.get(m), n, pool);
+                }
+            }
+            String[] modes = {"compiled", "onnxruntime", "ceiling"};
+            StringBuilder line = new StringBuilder(String.format("batch %5d  threads %d", batch, threads));
+            for (int m = 0; m < contenders.size(); m++) {
+                SeedBenchmark.Result result = summarize(modes[m], batch, threads, n, seconds[m]);
+                results.add(result);
+                line.append(String.format("  %s %.1f us/call %,.0f rows/s", modes[m], result.usPerCall(), result.rowsPerSecond()));
+            }
+            log.println(line);
+        } finally {
+            if (pool != null) {
+                pool.shutdownNow();
+            }
+            for (Lane lane : lanes) {
+                lane.close();
+            }
+        }
+    }
+
+    /** Runs each lane's call {@code n} times, the lanes at once on {@code pool} (inline when there is one); wall seconds. */
+    private static double time(List<Call> lanes, int n, java.util.concurrent.ExecutorService pool) throws Exception {
+        if (pool == null) {
+            return time(lanes.get(0), n);
+        }
+        List<java.util.concurrent.Callable<Void>> work = new ArrayList<>();
+        for (Call c : lanes) {
+            work.add(() -> {
+                for (int i = 0; i < n; i++) {
+                    c.call();
+                }
+                return null;
+            });
+        }
+        long start = System.nanoTime();
+        for (java.util.concurrent.Future<Void> f : pool.invokeAll(work)) {
+            f.get();
+        }
+        return (System.nanoTime() - start) / 1e9;
     }
 
     /** Elements per row: the product of the non-batch dimensions. */
@@ -132,16 +214,16 @@ public final class PeerBenchmark {
         return s;
     }
 
-    private static SeedBenchmark.Result summarize(String mode, int batch, int n, double[] seconds) {
+    private static SeedBenchmark.Result summarize(String mode, int batch, int threads, int n, double[] seconds) {
         double[] us = new double[seconds.length];
         double[] rowsPerS = new double[seconds.length];
         for (int i = 0; i < seconds.length; i++) {
             us[i] = seconds[i] * 1e6 / n;
-            rowsPerS[i] = (double) n * batch / seconds[i];
+            rowsPerS[i] = (double) threads * n * batch / seconds[i];
         }
         Arrays.sort(us);
         Arrays.sort(rowsPerS);
-        return new SeedBenchmark.Result(mode, batch, 1, SeedBenchmark.median(us), us[0], us[us.length - 1],
+        return new SeedBenchmark.Result(mode, batch, threads, SeedBenchmark.median(us), us[0], us[us.length - 1],
                 SeedBenchmark.median(rowsPerS), rowsPerS[0], rowsPerS[rowsPerS.length - 1], n, seconds.length);
     }
 
