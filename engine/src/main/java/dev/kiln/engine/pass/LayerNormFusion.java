@@ -22,7 +22,8 @@ import java.util.Set;
  * traces to and what ONNX LayerNormalization imports as —
  * {@code c = x - mean(x); (c / sqrt(mean(c * c) + eps)) * scale + bias} ({@code pow(c, 2)} also accepted) (reductions over the last axis with kept
  * dims, {@code eps} a scalar constant, {@code scale} and {@code bias} of shape {@code [d]}, each commutative operand in
- * either order), and replaces the eight nodes with one {@code layer_norm}: one pass over each row instead of eight
+ * either order; the scale multiply and the bias add may be missing, as after simplification of a scale of ones or a
+ * bias of zeros), and replaces the nodes with one {@code layer_norm}: one pass over each row instead of eight
  * over the tensor. Every intermediate must be read only inside the pattern and not be a graph output.
  */
 public final class LayerNormFusion implements Pass {
@@ -31,6 +32,7 @@ public final class LayerNormFusion implements Pass {
         return "layer-norm-fusion";
     }
 
+    /** A match; a null scale or bias means ones or zeros. */
     private record Match(Value x, Value scale, Value bias, double epsilon, List<Node> members) { }
 
     @Override
@@ -51,8 +53,12 @@ public final class LayerNormFusion implements Pass {
         for (Node node : graph.nodes()) {
             Match m = byLast.get(node);
             if (m != null) {
-                Value fused = b.add1(OpRegistry.LAYER_NORM, Attributes.of("epsilon", m.epsilon()), node.name(),
-                        b.map(m.x()), b.map(m.scale()), b.map(m.bias()));
+                long d = m.x().type().shape().dim(m.x().type().rank() - 1).size();
+                float[] ones = new float[(int) d];
+                java.util.Arrays.fill(ones, 1f);
+                Value scale = m.scale() != null ? b.map(m.scale()) : b.constant(TensorData.ofFloats(new long[] {d}, ones));
+                Value bias = m.bias() != null ? b.map(m.bias()) : b.constant(TensorData.ofFloats(new long[] {d}, new float[(int) d]));
+                Value fused = b.add1(OpRegistry.LAYER_NORM, Attributes.of("epsilon", m.epsilon()), node.name(), b.map(m.x()), scale, bias);
                 b.replace(node.output(), fused);
             } else if (!absorbed.contains(node)) {
                 b.keep(node);
@@ -97,26 +103,70 @@ public final class LayerNormFusion implements Pass {
         return node.input(0) == one ? node.input(1) : node.input(0);
     }
 
-    private static Match match(Graph graph, Node last) {
-        if (!last.op().equals(OpRegistry.ADD)) {
-            return null;
+    /** Whether {@code other} has the shape of the normalized axis ({@code [d]}), as a scale or bias must. */
+    private static boolean perFeature(Value other, Value normalized) {
+        Shape s = normalized.type().shape();
+        return s.rank() >= 1 && other.type().shape().equals(Shape.of(s.dim(s.rank() - 1)));
+    }
+
+    /** Whether the single reader of {@code v} would extend the match (a scale multiply or a bias add), so it should wait. */
+    private static boolean extendedBy(Graph graph, Value v, String op) {
+        if (graph.users(v).size() != 1 || graph.isOutput(v)) {
+            return false;
         }
+        Node next = graph.users(v).get(0);
+        return next.op().equals(op) && next.inputs().size() == 2 && perFeature(other(next, v), v);
+    }
+
+    /**
+     * The normalization ending at {@code last}: {@code add(mul(div, scale), bias)}, or without the multiply or the add
+     * (algebraic simplification removes a scale of ones and a bias of zeros, which fresh PyTorch LayerNorms have).
+     */
+    private static Match match(Graph graph, Node last) {
+        switch (last.op()) {
+            case OpRegistry.ADD -> {
+                for (int side = 0; side < 2; side++) {
+                    Value bias = last.input(1 - side);
+                    Node inner = graph.producer(last.input(side));
+                    if (inner == null || !perFeature(bias, last.input(side)) || !readOnlyBy(graph, inner.output(), last)) {
+                        continue;
+                    }
+                    Match m = inner.op().equals(OpRegistry.MUL) ? scaled(graph, inner, bias, last)
+                            : inner.op().equals(OpRegistry.DIV) ? matchNormalized(graph, inner, null, bias, last) : null;
+                    if (m != null) {
+                        return m;
+                    }
+                }
+                return null;
+            }
+            case OpRegistry.MUL -> {
+                return extendedBy(graph, last.output(), OpRegistry.ADD) ? null : scaled(graph, last, null, last);
+            }
+            case OpRegistry.DIV -> {
+                return extendedBy(graph, last.output(), OpRegistry.MUL) || extendedBy(graph, last.output(), OpRegistry.ADD)
+                        ? null : matchNormalized(graph, last, null, null, last);
+            }
+            default -> {
+                return null;
+            }
+        }
+    }
+
+    /** {@code scaled = mul(div, scale)} (either order), then the normalization under it. */
+    private static Match scaled(Graph graph, Node scaled, Value bias, Node last) {
         for (int side = 0; side < 2; side++) {
-            Node scaled = producer(graph, last.input(side), OpRegistry.MUL);
-            Value bias = last.input(1 - side);
-            if (scaled == null || !readOnlyBy(graph, scaled.output(), last)) {
+            Node div = producer(graph, scaled.input(side), OpRegistry.DIV);
+            Value scale = scaled.input(1 - side);
+            if (div == null || !perFeature(scale, scaled.input(side)) || !readOnlyBy(graph, div.output(), scaled)) {
                 continue;
             }
-            for (int s2 = 0; s2 < 2; s2++) {
-                Node div = producer(graph, scaled.input(s2), OpRegistry.DIV);
-                Value scale = scaled.input(1 - s2);
-                if (div == null || !readOnlyBy(graph, div.output(), scaled)) {
-                    continue;
+            Match m = matchNormalized(graph, div, scale, bias, last);
+            if (m != null) {
+                List<Node> members = new ArrayList<>(m.members());
+                if (scaled != last) {
+                    members.add(scaled);
                 }
-                Match m = matchNormalized(graph, div, scale, bias, last, scaled);
-                if (m != null) {
-                    return m;
-                }
+                return new Match(m.x(), m.scale(), m.bias(), m.epsilon(), members);
             }
         }
         return null;
@@ -127,7 +177,7 @@ public final class LayerNormFusion implements Pass {
         return data != null && data.dtype() == DType.FLOAT32 && data.elementCount() == 1 && data.toFloatArray()[0] == expected;
     }
 
-    private static Match matchNormalized(Graph graph, Node div, Value scale, Value bias, Node last, Node scaled) {
+    private static Match matchNormalized(Graph graph, Node div, Value scale, Value bias, Node last) {
         Node sub = producer(graph, div.input(0), OpRegistry.SUB);
         Node sqrt = producer(graph, div.input(1), OpRegistry.SQRT);
         if (sub == null || sqrt == null || !readOnlyBy(graph, sqrt.output(), div)) {
@@ -172,14 +222,15 @@ public final class LayerNormFusion implements Pass {
         if (!readOnlyBy(graph, sub.output(), square, div)) {
             return null;
         }
-        Shape x0 = x.type().shape();
-        Shape d = Shape.of(x0.dim(x0.rank() - 1));
-        if (!scale.type().shape().equals(d) || !bias.type().shape().equals(d) || !last.output().type().equals(x.type())) {
+        if (!last.output().type().equals(x.type())) {
             return null;
         }
-        List<Node> members = new ArrayList<>(List.of(mean, sub, square, variance, sqrt, div, scaled, last));
+        List<Node> members = new ArrayList<>(List.of(mean, sub, square, variance, sqrt, div));
         if (addEps != null) {
             members.add(addEps);
+        }
+        if (last != div) {
+            members.add(last);
         }
         return new Match(x, scale, bias, epsilon, members);
     }

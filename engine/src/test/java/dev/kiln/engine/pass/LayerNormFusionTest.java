@@ -48,6 +48,26 @@ class LayerNormFusionTest {
     }
 
     @Test
+    void aScaleOfOnesAndABiasOfZerosThatSimplificationRemovedStillFuse() {
+        // Fresh PyTorch LayerNorms export weight = 1 and bias = 0; x * 1 and x + 0 are simplified away first.
+        for (float[] bias : new float[][] {{0, 0}, {0, 5}}) {
+            LayerNorm ln = new LayerNorm(2, 0f);
+            ln.loadParameters(Map.of("weight", TensorData.ofFloats(new long[] {2}, new float[] {1, 1}),
+                    "bias", TensorData.ofFloats(new long[] {2}, bias)));
+            Graph optimized = new PassPipeline(Passes.standard(), true).run(Kiln.trace(ln, SIGNATURE));
+            assertThat(optimized.opCounts()).as("bias %s", java.util.Arrays.toString(bias)).containsEntry(OpRegistry.LAYER_NORM, 1)
+                    .doesNotContainKeys(OpRegistry.REDUCE_MEAN, OpRegistry.SUB, OpRegistry.DIV, OpRegistry.MUL, OpRegistry.ADD);
+            try (CompiledModel model = Kiln.compile(optimized, new PassPipeline(List.of(), true), CpuBackend.INSTANCE)) {
+                float[] y = model.run(Map.of("x", TensorData.ofFloats(new long[] {1, 3, 2}, new float[] {1, 3, 2, 6, 7, 5}))).get("y").toFloatArray();
+                float[] expected = {-1 + bias[0], 1 + bias[1], -1 + bias[0], 1 + bias[1], 1 + bias[0], -1 + bias[1]};
+                for (int i = 0; i < 6; i++) {
+                    assertThat(y[i]).as("element %d", i).isCloseTo(expected[i], within(1e-6f));
+                }
+            }
+        }
+    }
+
+    @Test
     void leavesTheArithmeticAloneWhenAnIntermediateIsReadElsewhere() {
         // The centred value also feeds the output: fusing would lose it.
         Sequential net = new Sequential().add(new LambdaBlock("shared", x -> {
