@@ -49,7 +49,7 @@ public final class CpuBackend implements Backend {
                 return RowKernels.transpose(inputs[0], outputs[0], node.attributes());
             case OpRegistry.REDUCE_MEAN:
             case OpRegistry.REDUCE_SUM:
-                return ElementwiseKernels.trailingReduce(node.op(), inputs[0], outputs[0], node.attributes());
+                return ElementwiseKernels.contiguousReduce(node.op(), inputs[0], outputs[0], node.attributes());
             default:
                 return inputs.length == 1 && outputs.length == 1 ? ElementwiseKernels.unary(node.op(), inputs[0], outputs[0]) : null;
         }

@@ -66,22 +66,27 @@ final class ElementwiseKernels {
     }
 
     /**
-     * reduce_mean / reduce_sum over the trailing axes only (global average pooling: axes [2, 3] of NCHW), as one
-     * contiguous run per output value; null for any other axes (the reference kernel handles them).
+     * reduce_mean / reduce_sum over one contiguous run of axes that does not include the first (global average
+     * pooling: axes [2, 3] of NCHW; mean pooling over tokens: axis 1 of [batch, tokens, d]): per leading index, one bulk
+     * read of the reduced block, sums in double per trailing position. Null for any other axes (the reference kernel
+     * handles them).
      */
-    static Kernel trailingReduce(String op, Slot in, Slot out, Attributes attributes) {
+    static Kernel contiguousReduce(String op, Slot in, Slot out, Attributes attributes) {
         Shape shape = in.type().shape();
         boolean[] reduced = ReduceOp.reducedAxes(shape, attributes.getLongs("axes"));
-        int first = shape.rank();
-        while (first > 0 && reduced[first - 1]) {
-            first--;
-        }
-        for (int i = 0; i < first; i++) {
+        int first = -1;
+        int last = -1;
+        for (int i = 0; i < shape.rank(); i++) {
             if (reduced[i]) {
-                return null;
+                if (first < 0) {
+                    first = i;
+                } else if (last != i - 1) {
+                    return null;
+                }
+                last = i;
             }
         }
-        if (first == shape.rank() || first == 0) {
+        if (first <= 0) {
             return null;
         }
         for (int i = first; i < shape.rank(); i++) {
@@ -89,20 +94,29 @@ final class ElementwiseKernels {
                 return null;
             }
         }
-        int run = (int) shape.dims().subList(first, shape.rank()).stream().mapToLong(d -> d.size()).reduce(1, (a, b) -> a * b);
+        int run = (int) shape.dims().subList(first, last + 1).stream().mapToLong(d -> d.size()).reduce(1, (a, b) -> a * b);
+        int inner = (int) shape.dims().subList(last + 1, shape.rank()).stream().mapToLong(d -> d.size()).reduce(1, (a, b) -> a * b);
         boolean mean = op.equals(OpRegistry.REDUCE_MEAN);
-        float[] values = new float[run];
+        float[] block = new float[run * inner];
+        double[] sums = new double[inner];
+        float[] results = new float[inner];
         FloatBuffer src = in.buffer();
         FloatBuffer dst = out.buffer();
         return batch -> {
-            int outputs = run == 0 ? 0 : in.elementCount(batch) / run;
-            for (int o = 0; o < outputs; o++) {
-                src.get(in.offset() + o * run, values, 0, run);
-                double sum = 0;
-                for (int i = 0; i < run; i++) {
-                    sum += values[i];
+            int outer = block.length == 0 ? 0 : in.elementCount(batch) / block.length;
+            for (int o = 0; o < outer; o++) {
+                src.get(in.offset() + o * block.length, block, 0, block.length);
+                java.util.Arrays.fill(sums, 0);
+                for (int r = 0; r < run; r++) {
+                    int base = r * inner;
+                    for (int i = 0; i < inner; i++) {
+                        sums[i] += block[base + i];
+                    }
                 }
-                dst.put(out.offset() + o, (float) (mean ? sum / run : sum));
+                for (int i = 0; i < inner; i++) {
+                    results[i] = (float) (mean ? sums[i] / run : sums[i]);
+                }
+                dst.put(out.offset() + o * inner, results, 0, inner);
             }
         };
     }

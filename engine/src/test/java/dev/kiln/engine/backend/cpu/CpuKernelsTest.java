@@ -201,38 +201,56 @@ class CpuKernelsTest {
     }
 
     @Test
-    void trailingReductionsMatchADoubleSum() {
+    void contiguousReductionsMatchADoubleSum() {
+        long[] shape = {3, 5, 7, 17};
         for (String op : new String[] {OpRegistry.REDUCE_MEAN, OpRegistry.REDUCE_SUM}) {
-            for (long[] axes : new long[][] {{2, 3}, {-1}, {1, 2, 3}}) {
+            for (long[] axes : new long[][] {{2, 3}, {-1}, {1, 2, 3}, {1}, {1, 2}, {-2}}) {
                 for (long keep : new long[] {0, 1}) {
                     Attributes a = Attributes.of("axes", axes, "keepdims", keep);
-                    long[] shape = {3, 5, 7, 17};
                     float[] x = values(3 * 5 * 7 * 17, false);
-                    float[][] r = both(op, a, shape, x, (xs, out) -> ElementwiseKernels.trailingReduce(op, xs, out, a));
-                    // The reference sums in float; both are held to the float rounding of a sum of |x| (error bound
-                    // n * eps * sum|x|, far above what either makes, far below any real mistake).
-                    int run = x.length / r[0].length;
-                    for (int o = 0; o < r[0].length; o++) {
-                        double exact = 0;
-                        double magnitude = 0;
-                        for (int i = o * run; i < (o + 1) * run; i++) {
-                            exact += x[i];
-                            magnitude += Math.abs(x[i]);
-                        }
-                        if (op.equals(OpRegistry.REDUCE_MEAN)) {
-                            exact /= run;
-                            magnitude /= run;
-                        }
-                        double bound = run * 6e-8 * magnitude;
-                        assertThat((double) r[0][o]).as("%s %s output %d (fast)", op, a, o).isCloseTo(exact, org.assertj.core.data.Offset.offset(1e-7 * magnitude + 1e-9));
-                        assertThat((double) r[1][o]).as("%s %s output %d (reference)", op, a, o).isCloseTo(exact, org.assertj.core.data.Offset.offset(bound));
+                    float[][] r = both(op, a, shape, x, (xs, out) -> ElementwiseKernels.contiguousReduce(op, xs, out, a));
+                    // Expected in double straight from the index arithmetic: output (i0, kept...) sums x over the axes.
+                    boolean[] red = new boolean[4];
+                    for (long ax : axes) {
+                        red[(int) (ax < 0 ? ax + 4 : ax)] = true;
                     }
+                    java.util.Map<Integer, double[]> sums = new java.util.TreeMap<>();
+                    int count = 1;
+                    for (int d = 0; d < 4; d++) {
+                        count *= red[d] ? (int) shape[d] : 1;
+                    }
+                    for (int i = 0; i < x.length; i++) {
+                        int rest = i;
+                        int key = 0;
+                        int[] idx = new int[4];
+                        for (int d = 3; d >= 0; d--) {
+                            idx[d] = rest % (int) shape[d];
+                            rest /= (int) shape[d];
+                        }
+                        for (int d = 0; d < 4; d++) {
+                            key = key * (int) shape[d] + (red[d] ? 0 : idx[d]);
+                        }
+                        double[] acc = sums.computeIfAbsent(key, k -> new double[2]);
+                        acc[0] += x[i];
+                        acc[1] += Math.abs(x[i]);
+                    }
+                    int o = 0;
+                    for (double[] acc : sums.values()) {
+                        double exact = op.equals(OpRegistry.REDUCE_MEAN) ? acc[0] / count : acc[0];
+                        double magnitude = op.equals(OpRegistry.REDUCE_MEAN) ? acc[1] / count : acc[1];
+                        assertThat((double) r[0][o]).as("%s %s output %d (fast)", op, a, o).isCloseTo(exact, org.assertj.core.data.Offset.offset(1e-7 * magnitude + 1e-9));
+                        assertThat((double) r[1][o]).as("%s %s output %d (reference)", op, a, o).isCloseTo(exact, org.assertj.core.data.Offset.offset(count * 6e-8 * magnitude));
+                        o++;
+                    }
+                    assertThat(o).isEqualTo(r[0].length);
                 }
             }
         }
-        // Not trailing: left to the reference kernel.
+        // Reducing the first axis, or axes that are not contiguous: left to the reference kernel.
         Slot x = new Slot(FloatBuffer.allocate(6), 0, TensorType.float32(Shape.of(new long[] {2, 3})));
-        assertThat(ElementwiseKernels.trailingReduce(OpRegistry.REDUCE_SUM, x, x, Attributes.of("axes", new long[] {0}))).isNull();
+        assertThat(ElementwiseKernels.contiguousReduce(OpRegistry.REDUCE_SUM, x, x, Attributes.of("axes", new long[] {0}))).isNull();
+        Slot y = new Slot(FloatBuffer.allocate(24), 0, TensorType.float32(Shape.of(new long[] {2, 3, 4})));
+        assertThat(ElementwiseKernels.contiguousReduce(OpRegistry.REDUCE_SUM, y, y, Attributes.of("axes", new long[] {0, 2}))).isNull();
     }
 
     @Test
