@@ -25,36 +25,43 @@ final class RowKernels {
             return null;
         }
         int n = (int) in.type().shape().dim(axis).size();
+        // Several short rows per bulk read (attention rows are 16 floats long).
+        int rowsPerChunk = Math.max(1, 4096 / Math.max(1, n));
+        float[] chunk = new float[rowsPerChunk * n];
         float[] row = new float[n];
         FloatBuffer src = in.buffer();
         FloatBuffer dst = out.buffer();
         boolean vector = VectorMath.AVAILABLE;
         return batch -> {
             int rows = n == 0 ? 0 : in.elementCount(batch) / n;
-            for (int r = 0; r < rows; r++) {
-                src.get(in.offset() + r * n, row, 0, n);
-                float max = Float.NEGATIVE_INFINITY;
-                boolean nan = false;
-                for (int i = 0; i < n; i++) {
-                    nan |= Float.isNaN(row[i]);
-                    max = Math.max(max, row[i]);
-                }
-                double sum;
-                if (vector) {
-                    sum = VectorMath.expMinus(row, n, max);
-                } else {
-                    sum = 0;
+            for (int first = 0; first < rows; first += rowsPerChunk) {
+                int count = Math.min(rowsPerChunk, rows - first);
+                src.get(in.offset() + first * n, chunk, 0, count * n);
+                for (int r = 0; r < count; r++) {
+                    System.arraycopy(chunk, r * n, row, 0, n);
+                    float max = Float.NEGATIVE_INFINITY;
+                    boolean nan = false;
                     for (int i = 0; i < n; i++) {
-                        float e = (float) Math.exp(row[i] - max);
-                        row[i] = e;
-                        sum += e;
+                        nan |= Float.isNaN(row[i]);
+                        max = Math.max(max, row[i]);
+                    }
+                    double sum;
+                    if (vector) {
+                        sum = VectorMath.expMinus(row, n, max);
+                    } else {
+                        sum = 0;
+                        for (int i = 0; i < n; i++) {
+                            float e = (float) Math.exp(row[i] - max);
+                            row[i] = e;
+                            sum += e;
+                        }
+                    }
+                    float scale = (float) (1.0 / sum);
+                    for (int i = 0; i < n; i++) {
+                        chunk[r * n + i] = nan ? Float.NaN : row[i] * scale;
                     }
                 }
-                float scale = (float) (1.0 / sum);
-                for (int i = 0; i < n; i++) {
-                    row[i] = nan ? Float.NaN : row[i] * scale;
-                }
-                dst.put(out.offset() + r * n, row, 0, n);
+                dst.put(out.offset() + first * n, chunk, 0, count * n);
             }
         };
     }
