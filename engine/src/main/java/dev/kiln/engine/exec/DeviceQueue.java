@@ -103,13 +103,19 @@ public final class DeviceQueue implements AutoCloseable {
             closed = true;
             queue.add(STOP);
         }
-        try {
-            worker.join();
-        } catch (InterruptedException e) {
-            worker.interrupt();
+        // Wait for the worker even if interrupted: closing the executor under a running batch would free its memory
+        // while the device still uses it.
+        boolean interrupted = false;
+        while (worker.isAlive()) {
+            try {
+                worker.join();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        executor.close();
+        if (interrupted) {
             Thread.currentThread().interrupt();
-        } finally {
-            executor.close();
         }
     }
 }

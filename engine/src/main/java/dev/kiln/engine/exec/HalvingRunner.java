@@ -7,8 +7,9 @@ import dev.kiln.engine.KilnException;
  * Runs any number of rows through an executor in chunks, from host arrays to host arrays, and halves the chunk when
  * the device runs out of memory ({@link ErrorCode#DEVICE_OUT_OF_MEMORY}) instead of failing the task: the failed
  * chunk is retried at half the size, and the smaller size is kept for the chunks after it (memory that was short once
- * stays short). Only a single row that does not fit fails, with the sizes tried in the message. Not thread-safe: one
- * runner per executor; {@link DeviceQueue} shares one between threads.
+ * stays short). Until memory has been short once, the executor grows to the largest request. Only a single row that
+ * does not fit fails, with the sizes tried in the message. Not thread-safe: one runner per executor; {@link DeviceQueue}
+ * shares one between threads.
  */
 public final class HalvingRunner {
     private final Executor executor;
@@ -46,6 +47,11 @@ public final class HalvingRunner {
         if (inputs.length != inputWidths.length || outputs.length != outputWidths.length) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The model has %d inputs and %d outputs but %d and %d arrays were given",
                     inputWidths.length, outputWidths.length, inputs.length, outputs.length);
+        }
+        if (halvings == 0 && rows > chunk) {
+            // Memory has never been short: grow to the largest request seen (the first lease's capacity may be small).
+            executor.ensureCapacity(rows);
+            chunk = (int) Math.max(chunk, executor.capacity());
         }
         int done = 0;
         StringBuilder tried = null;

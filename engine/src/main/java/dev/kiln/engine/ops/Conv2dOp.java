@@ -57,8 +57,10 @@ public final class Conv2dOp extends BaseOp {
             throw shapeError("conv2d: input %s, weight %s, groups %d, strides %s, pads %s, dilations %s do not fit together",
                     x, w, groups, java.util.Arrays.toString(s), java.util.Arrays.toString(p), java.util.Arrays.toString(d));
         }
-        int oh = (int) ((h + p[0] + p[2] - d[0] * (kh - 1) - 1) / s[0] + 1);
-        int ow = (int) ((wd + p[1] + p[3] - d[1] * (kw - 1) - 1) / s[1] + 1);
+        long spanH = h + p[0] + p[2] - d[0] * (kh - 1) - 1;
+        long spanW = wd + p[1] + p[3] - d[1] * (kw - 1) - 1;
+        int oh = spanH < 0 ? 0 : (int) (spanH / s[0] + 1);
+        int ow = spanW < 0 ? 0 : (int) (spanW / s[1] + 1);
         if (oh <= 0 || ow <= 0) {
             throw shapeError("conv2d: kernel %dx%d does not fit input %s with pads %s", kh, kw, x, java.util.Arrays.toString(p));
         }

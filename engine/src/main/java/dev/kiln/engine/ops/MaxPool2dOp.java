@@ -33,13 +33,18 @@ public final class MaxPool2dOp extends BaseOp {
             throw shapeError("%s needs kernel int[2] > 0, strides int[2] > 0 and pads int[4] >= 0 but got %s, %s, %s", op,
                     java.util.Arrays.toString(k), java.util.Arrays.toString(s), java.util.Arrays.toString(p));
         }
+        if (p[0] >= k[0] || p[2] >= k[0] || p[1] >= k[1] || p[3] >= k[1]) {
+            throw shapeError("%s: pads %s must be smaller than the kernel %s (a window entirely in padding has no value)", op,
+                    java.util.Arrays.toString(p), java.util.Arrays.toString(k));
+        }
         int h = (int) x.dim(2).size();
         int w = (int) x.dim(3).size();
+        // Floor division of a non-negative span only: a kernel larger than the padded input is an error, not size 1.
+        if (h + p[0] + p[2] - k[0] < 0 || w + p[1] + p[3] - k[1] < 0) {
+            throw shapeError("%s: kernel %s does not fit input %s with pads %s", op, java.util.Arrays.toString(k), x, java.util.Arrays.toString(p));
+        }
         int oh = (int) ((h + p[0] + p[2] - k[0]) / s[0] + 1);
         int ow = (int) ((w + p[1] + p[3] - k[1]) / s[1] + 1);
-        if (oh <= 0 || ow <= 0) {
-            throw shapeError("%s: kernel %s does not fit input %s", op, java.util.Arrays.toString(k), x);
-        }
         return new Geometry((int) x.dim(1).size(), h, w, (int) k[0], (int) k[1], (int) s[0], (int) s[1], (int) p[0], (int) p[1], oh, ow);
     }
 

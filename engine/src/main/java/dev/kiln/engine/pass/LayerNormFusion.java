@@ -222,7 +222,7 @@ public final class LayerNormFusion implements Pass {
         if (!readOnlyBy(graph, sub.output(), square, div)) {
             return null;
         }
-        if (!last.output().type().equals(x.type())) {
+        if (!last.output().type().equals(x.type()) || x.type().rank() < 1 || x.type().shape().dim(x.type().rank() - 1).isSymbolic()) {
             return null;
         }
         List<Node> members = new ArrayList<>(List.of(mean, sub, square, variance, sqrt, div));

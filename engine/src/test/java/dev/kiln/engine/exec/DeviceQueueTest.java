@@ -121,6 +121,20 @@ class DeviceQueueTest {
     }
 
     @Test
+    void growsToTheLargestRequestWhileMemoryHasNeverBeenShort() {
+        // The first lease sized the device executor for 4 rows; a 100-row request runs as one batch, not 25.
+        try (FullAbove device = new FullAbove(model.newExecutor(4), 1000)) {
+            HalvingRunner runner = new HalvingRunner(device, new int[] {2}, new int[] {2});
+            float[] x = input(100, 3);
+            float[] y = new float[200];
+            runner.run(new float[][] {x}, 100, new float[][] {y});
+            assertThat(y).containsExactly(expected(x, 100));
+            assertThat(device.batches).containsExactly(100L);
+            assertThat(runner.chunk()).isEqualTo(100);
+        }
+    }
+
+    @Test
     void aSingleRowThatDoesNotFitFailsWithTheSizesTried() {
         try (FullAbove device = new FullAbove(model.newExecutor(16), 0)) {
             HalvingRunner runner = new HalvingRunner(device, new int[] {2}, new int[] {2});

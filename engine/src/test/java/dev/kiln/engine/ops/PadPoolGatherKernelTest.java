@@ -99,6 +99,16 @@ class PadPoolGatherKernelTest {
     }
 
     @Test
+    void poolingRefusesWindowsThatCannotHoldAValue() {
+        // A pad as large as the kernel makes a window of padding only; a kernel larger than the padded input has no
+        // output (floor of a negative span is not 0).
+        assertThatThrownBy(() -> run(OpRegistry.AVG_POOL2D, Attributes.of("kernel", new long[] {1, 1}, "pads", new long[] {2, 0, 2, 0}),
+                new long[][] {{1, 1, 1, 1}}, new float[] {1})).isInstanceOf(KilnException.class).hasMessageContaining("must be smaller than the kernel");
+        assertThatThrownBy(() -> run(OpRegistry.MAX_POOL2D, Attributes.of("kernel", new long[] {2, 2}, "strides", new long[] {2, 2}),
+                new long[][] {{1, 1, 1, 2}}, new float[] {1, 2})).isInstanceOf(KilnException.class).hasMessageContaining("does not fit");
+    }
+
+    @Test
     void gatherPicksRowsAndCountsNegativeIndicesFromTheEnd() {
         float[] table = {1, 2, 3, 4, 5, 6};
         assertThat(run(OpRegistry.GATHER, Attributes.EMPTY, new long[][] {{3, 2}, {2, 2}}, table, new float[] {2, 0, -1, 1}))

@@ -164,6 +164,9 @@ final class OnnxOps {
             if (intAttr(n, "ceil_mode", 0) != 0 || d != null && (d[0] != 1 || d[1] != 1) || n.getOutputCount() > 1) {
                 return "ceil_mode, dilations and the indices output are not supported";
             }
+            if (!stringAttr(n, "auto_pad", "NOTSET").equals("NOTSET")) {
+                return "auto_pad other than NOTSET is not supported (explicit pads are)";
+            }
             return null;
         });
         register("GlobalAveragePool", (n, in) -> in.define(n.getOutput(0), in.builder().add1(OpRegistry.REDUCE_MEAN,
@@ -401,6 +404,9 @@ final class OnnxOps {
             }
             if (intAttr(n, "ceil_mode", 0) != 0 || d != null && (d[0] != 1 || d[1] != 1)) {
                 return "ceil_mode and dilations are not supported";
+            }
+            if (!stringAttr(n, "auto_pad", "NOTSET").equals("NOTSET")) {
+                return "auto_pad other than NOTSET is not supported (explicit pads are)";
             }
             return null;
         });

@@ -186,6 +186,17 @@ class OnnxOpsTest {
     }
 
     @Test
+    void poolingWithAutoPadIsRefusedRatherThanPaddedDifferently() {
+        for (String op : new String[] {"MaxPool", "AveragePool"}) {
+            Onnx.NodeProto pool = Onnx.NodeProto.newBuilder().setOpType(op).setName("pool_0").addInput("x").addOutput("y")
+                    .addAttribute(Onnx.AttributeProto.newBuilder().setName("kernel_shape").setType(Onnx.AttributeProto.AttributeType.INTS).addInts(2).addInts(2))
+                    .addAttribute(string("auto_pad", "SAME_UPPER")).build();
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> run(pool, input("x", 1, 3, 3), new long[] {1, 1, 3, 3}, new float[9]))
+                    .hasMessageContaining(op).hasMessageContaining("pool_0").hasMessageContaining("auto_pad other than NOTSET is not supported");
+        }
+    }
+
+    @Test
     void gatherFromAConstantTableByInputIdsIsAnEmbedding() throws Exception {
         // ids are an int64 input, as torch.onnx.export writes nn.Embedding; table rows [1, 2], [3, 4], [5, 6].
         Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Gather").addInput("table").addInput("ids").addOutput("y").build();

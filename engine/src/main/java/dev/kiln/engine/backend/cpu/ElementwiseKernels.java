@@ -32,7 +32,7 @@ final class ElementwiseKernels {
             return null;
         }
         boolean relu = op.equals("relu");
-        boolean vectorGelu = op.equals("gelu") && VectorMath.AVAILABLE;
+        boolean vectorGelu = op.equals("gelu") && VectorSupport.AVAILABLE;
         // GELU through the erfc fit (relative error ~2e-7) rather than the reference's erf series, ~10x cheaper.
         UnaryOp.Fn fn = switch (op) {
             case "gelu" -> dev.kiln.engine.ops.MathFunctions::geluFast;
@@ -95,6 +95,9 @@ final class ElementwiseKernels {
             }
         }
         int run = (int) shape.dims().subList(first, last + 1).stream().mapToLong(d -> d.size()).reduce(1, (a, b) -> a * b);
+        if (run == 0) {
+            return null;
+        }
         int inner = (int) shape.dims().subList(last + 1, shape.rank()).stream().mapToLong(d -> d.size()).reduce(1, (a, b) -> a * b);
         boolean mean = op.equals(OpRegistry.REDUCE_MEAN);
         float[] block = new float[run * inner];

@@ -60,7 +60,8 @@ final class PoolKernel implements Kernel {
     }
 
     private void maxPlane() {
-        if (g.kh() == 2 && g.kw() == 2 && g.sh() == 2 && g.sw() == 2 && g.pt() == 0 && g.pl() == 0) {
+        // Every window inside the plane: no padding on any side (bottom and right padding can add a last row or column).
+        if (g.kh() == 2 && g.kw() == 2 && g.sh() == 2 && g.sw() == 2 && g.pt() == 0 && g.pl() == 0 && 2 * g.oh() <= g.h() && 2 * g.ow() <= g.w()) {
             maxPlane2x2();
             return;
         }

@@ -31,7 +31,7 @@ final class RowKernels {
         float[] row = new float[n];
         FloatBuffer src = in.buffer();
         FloatBuffer dst = out.buffer();
-        boolean vector = VectorMath.AVAILABLE;
+        boolean vector = VectorSupport.AVAILABLE;
         return batch -> {
             int rows = n == 0 ? 0 : in.elementCount(batch) / n;
             for (int first = 0; first < rows; first += rowsPerChunk) {

@@ -4,12 +4,8 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** Array loops with the JDK Vector API; loaded only when the incubator module is present ({@link #AVAILABLE}). */
+/** Array loops with the JDK Vector API; used only when {@link VectorSupport#AVAILABLE}. */
 final class VectorMath {
-    /** Whether the Vector API module is present (and not disabled with {@code -Dkiln.disableVectorApi=true}). */
-    static final boolean AVAILABLE = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
-            && !Boolean.getBoolean("kiln.disableVectorApi");
-
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
 
     private VectorMath() {
