@@ -91,6 +91,13 @@ public final class OnnxImporter {
                 values.put(input.getName(), builder.input(input.getName(), type(input)));
             }
         }
+        Set<String> integerInputs = new java.util.HashSet<>();
+        for (Onnx.ValueInfoProto input : graph.getInputList()) {
+            int elem = input.getType().getTensorType().getElemType();
+            if (!initializers.containsKey(input.getName()) && elem != Onnx.TensorProto.DataType.FLOAT_VALUE) {
+                integerInputs.add(input.getName());
+            }
+        }
         List<String> unsupported = new ArrayList<>();
         Set<String> constants = new java.util.HashSet<>(initializers.keySet());
         Context context = constants::contains;
@@ -99,6 +106,12 @@ public final class OnnxImporter {
                 constants.addAll(node.getOutputList());
             }
             String problem = OnnxOps.check(node, context);
+            for (int i = 0; i < node.getInputCount() && problem == null; i++) {
+                if (integerInputs.contains(node.getInput(i)) && !(node.getOpType().equals("Gather") && i == 1)) {
+                    // Integer inputs travel as float32; only as Gather indices is that exact and checked.
+                    problem = "reads integer input '" + node.getInput(i) + "', which Kiln carries as float32 and accepts only as Gather indices";
+                }
+            }
             if (problem != null) {
                 unsupported.add(String.format("%s at node '%s' (opset %d)%s", node.getOpType(), node.getName(), opset, problem.isEmpty() ? "" : ": " + problem));
             }

@@ -207,6 +207,15 @@ class OnnxOpsTest {
     }
 
     @Test
+    void integerInputsAreAcceptedOnlyAsGatherIndices() {
+        Onnx.NodeProto add = Onnx.NodeProto.newBuilder().setOpType("Add").setName("add_0").addInput("ids").addInput("ids").addOutput("y").build();
+        Onnx.ValueInfoProto ids = input("ids", 2).toBuilder().setType(Onnx.TypeProto.newBuilder().setTensorType(
+                input("ids", 2).getType().getTensorType().toBuilder().setElemType(Onnx.TensorProto.DataType.INT64_VALUE))).build();
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> run(add, ids, new long[] {1, 2}, new float[] {1, 2}))
+                .hasMessageContaining("Add at node 'add_0'").hasMessageContaining("reads integer input 'ids'");
+    }
+
+    @Test
     void geluIsTheExactErfForm() throws Exception {
         // x * Phi(x): Phi(1) = 0.8413447, Phi(-1) = 0.1586553, Phi(2) = 0.9772499.
         Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Gelu").addInput("x").addOutput("y").build();
