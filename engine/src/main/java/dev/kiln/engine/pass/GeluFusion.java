@@ -2,18 +2,13 @@ package dev.kiln.engine.pass;
 
 import dev.kiln.engine.ir.Attributes;
 import dev.kiln.engine.ir.Graph;
-import dev.kiln.engine.ir.GraphBuilder;
 import dev.kiln.engine.ir.Node;
 import dev.kiln.engine.ir.Value;
 import dev.kiln.engine.ops.OpRegistry;
 import dev.kiln.engine.tensor.DType;
 import dev.kiln.engine.tensor.TensorData;
 
-import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
 
 /**
  * Recognizes exact GELU written out elementwise, as {@code torch.onnx.export} writes {@code nn.GELU()} (opsets before
@@ -35,28 +30,8 @@ public final class GeluFusion implements Pass {
 
     @Override
     public Graph apply(Graph graph) {
-        Map<Node, Match> byLast = new IdentityHashMap<>();
-        Set<Node> absorbed = Collections.newSetFromMap(new IdentityHashMap<>());
-        for (Node node : graph.nodes()) {
-            Match m = match(graph, node);
-            if (m != null && m.members().stream().noneMatch(absorbed::contains)) {
-                absorbed.addAll(m.members());
-                byLast.put(node, m);
-            }
-        }
-        if (byLast.isEmpty()) {
-            return graph;
-        }
-        GraphBuilder b = GraphBuilder.rewriting(graph);
-        for (Node node : graph.nodes()) {
-            Match m = byLast.get(node);
-            if (m != null) {
-                b.replace(node.output(), b.add1("gelu", Attributes.EMPTY, node.name(), b.map(m.x())));
-            } else if (!absorbed.contains(node)) {
-                b.keep(node);
-            }
-        }
-        return b.outputsOf(graph).build();
+        return MatchRewriter.rewrite(graph, GeluFusion::match, Match::members,
+                (b, last, m) -> b.add1("gelu", Attributes.EMPTY, last.name(), b.map(m.x())));
     }
 
     private static boolean single(Graph graph, Value v) {

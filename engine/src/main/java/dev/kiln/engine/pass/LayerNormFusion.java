@@ -2,7 +2,6 @@ package dev.kiln.engine.pass;
 
 import dev.kiln.engine.ir.Attributes;
 import dev.kiln.engine.ir.Graph;
-import dev.kiln.engine.ir.GraphBuilder;
 import dev.kiln.engine.ir.Node;
 import dev.kiln.engine.ir.Value;
 import dev.kiln.engine.ops.OpRegistry;
@@ -11,11 +10,7 @@ import dev.kiln.engine.tensor.Shape;
 import dev.kiln.engine.tensor.TensorData;
 
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
 
 /**
  * Recognizes layer normalization over the last axis written out elementwise — what the block API's {@code LayerNorm}
@@ -37,34 +32,14 @@ public final class LayerNormFusion implements Pass {
 
     @Override
     public Graph apply(Graph graph) {
-        Map<Node, Match> byLast = new IdentityHashMap<>();
-        Set<Node> absorbed = Collections.newSetFromMap(new IdentityHashMap<>());
-        for (Node node : graph.nodes()) {
-            Match m = match(graph, node);
-            if (m != null && m.members().stream().noneMatch(absorbed::contains)) {
-                absorbed.addAll(m.members());
-                byLast.put(node, m);
-            }
-        }
-        if (byLast.isEmpty()) {
-            return graph;
-        }
-        GraphBuilder b = GraphBuilder.rewriting(graph);
-        for (Node node : graph.nodes()) {
-            Match m = byLast.get(node);
-            if (m != null) {
-                long d = m.x().type().shape().dim(m.x().type().rank() - 1).size();
-                float[] ones = new float[(int) d];
-                java.util.Arrays.fill(ones, 1f);
-                Value scale = m.scale() != null ? b.map(m.scale()) : b.constant(TensorData.ofFloats(new long[] {d}, ones));
-                Value bias = m.bias() != null ? b.map(m.bias()) : b.constant(TensorData.ofFloats(new long[] {d}, new float[(int) d]));
-                Value fused = b.add1(OpRegistry.LAYER_NORM, Attributes.of("epsilon", m.epsilon()), node.name(), b.map(m.x()), scale, bias);
-                b.replace(node.output(), fused);
-            } else if (!absorbed.contains(node)) {
-                b.keep(node);
-            }
-        }
-        return b.outputsOf(graph).build();
+        return MatchRewriter.rewrite(graph, LayerNormFusion::match, Match::members, (b, last, m) -> {
+            long d = m.x().type().shape().dim(m.x().type().rank() - 1).size();
+            float[] ones = new float[(int) d];
+            java.util.Arrays.fill(ones, 1f);
+            Value scale = m.scale() != null ? b.map(m.scale()) : b.constant(TensorData.ofFloats(new long[] {d}, ones));
+            Value bias = m.bias() != null ? b.map(m.bias()) : b.constant(TensorData.ofFloats(new long[] {d}, new float[(int) d]));
+            return b.add1(OpRegistry.LAYER_NORM, Attributes.of("epsilon", m.epsilon()), last.name(), b.map(m.x()), scale, bias);
+        });
     }
 
     /** Whether every reader of {@code v} is in {@code allowed} and {@code v} is not a graph output. */
