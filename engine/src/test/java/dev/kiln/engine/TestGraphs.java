@@ -43,6 +43,21 @@ public final class TestGraphs {
         return TensorData.ofFloats(shape, values);
     }
 
+    /** Runs {@code op}'s reference kernel once on heap inputs of the given shapes (batch 1); returns the one output. */
+    public static float[] runReference(String op, Attributes attributes, long[][] shapes, float[]... values) {
+        java.util.List<TensorType> types = new java.util.ArrayList<>();
+        dev.kiln.engine.backend.Slot[] in = new dev.kiln.engine.backend.Slot[values.length];
+        for (int i = 0; i < values.length; i++) {
+            TensorType t = TensorType.float32(Shape.of(shapes[i]));
+            types.add(t);
+            in[i] = new dev.kiln.engine.backend.Slot(java.nio.FloatBuffer.wrap(values[i]), 0, t);
+        }
+        TensorType outType = dev.kiln.engine.ops.OpRegistry.get(op).inferTypes(types, attributes).get(0);
+        dev.kiln.engine.backend.Slot out = new dev.kiln.engine.backend.Slot(java.nio.FloatBuffer.allocate((int) outType.shape().elementCount()), 0, outType);
+        dev.kiln.engine.ops.OpRegistry.get(op).newKernel(in, new dev.kiln.engine.backend.Slot[] {out}, attributes).run(1);
+        return out.buffer().array();
+    }
+
     /** allclose: |a - e| <= atol + rtol * |e| for every element; NaN must match NaN. */
     public static void assertAllClose(float[] actual, float[] expected, double rtol, double atol, String what) {
         if (actual.length != expected.length) {

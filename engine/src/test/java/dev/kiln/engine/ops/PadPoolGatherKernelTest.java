@@ -1,14 +1,11 @@
 package dev.kiln.engine.ops;
 
 import dev.kiln.engine.KilnException;
-import dev.kiln.engine.backend.Slot;
 import dev.kiln.engine.ir.Attributes;
 import dev.kiln.engine.ir.TensorType;
 import dev.kiln.engine.tensor.Shape;
 import org.junit.jupiter.api.Test;
 
-import java.nio.FloatBuffer;
-import java.util.ArrayList;
 import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -23,17 +20,7 @@ class PadPoolGatherKernelTest {
     private static final float[] X3 = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 
     private static float[] run(String op, Attributes attributes, long[][] shapes, float[]... values) {
-        List<TensorType> types = new ArrayList<>();
-        Slot[] in = new Slot[values.length];
-        for (int i = 0; i < values.length; i++) {
-            TensorType t = TensorType.float32(Shape.of(shapes[i]));
-            types.add(t);
-            in[i] = new Slot(FloatBuffer.wrap(values[i]), 0, t);
-        }
-        TensorType outType = OpRegistry.get(op).inferTypes(types, attributes).get(0);
-        Slot out = new Slot(FloatBuffer.allocate((int) outType.shape().elementCount()), 0, outType);
-        OpRegistry.get(op).newKernel(in, new Slot[] {out}, attributes).run(1);
-        return out.buffer().array();
+        return dev.kiln.engine.TestGraphs.runReference(op, attributes, shapes, values);
     }
 
     private static float[] pad(String mode, float value, long[] pads, long[] shape, float... x) {

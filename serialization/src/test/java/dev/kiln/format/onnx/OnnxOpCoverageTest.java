@@ -9,12 +9,14 @@ import dev.kiln.format.onnx.proto.Onnx;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
+import static dev.kiln.format.onnx.OnnxTestModels.floats;
+import static dev.kiln.format.onnx.OnnxTestModels.input;
+import static dev.kiln.format.onnx.OnnxTestModels.int64s;
+import static dev.kiln.format.onnx.OnnxTestModels.ints;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
@@ -32,50 +34,12 @@ class OnnxOpCoverageTest {
 
     // ---- model building ------------------------------------------------------------------------------------------
 
-    private static Onnx.ValueInfoProto input(String name, long... dims) {
-        Onnx.TensorShapeProto.Builder shape = Onnx.TensorShapeProto.newBuilder();
-        shape.addDim(Onnx.TensorShapeProto.Dimension.newBuilder().setDimParam("N"));
-        for (long d : dims) {
-            shape.addDim(Onnx.TensorShapeProto.Dimension.newBuilder().setDimValue(d));
-        }
-        return Onnx.ValueInfoProto.newBuilder().setName(name)
-                .setType(Onnx.TypeProto.newBuilder().setTensorType(Onnx.TypeProto.Tensor.newBuilder().setElemType(1).setShape(shape))).build();
-    }
-
-    private static Onnx.TensorProto floats(String name, long[] dims, float... values) {
-        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            b.putFloat(v);
-        }
-        Onnx.TensorProto.Builder t = Onnx.TensorProto.newBuilder().setName(name).setDataType(1).setRawData(com.google.protobuf.ByteString.copyFrom(b.array()));
-        for (long d : dims) {
-            t.addDims(d);
-        }
-        return t.build();
-    }
-
-    private static Onnx.TensorProto int64s(String name, long... values) {
-        ByteBuffer b = ByteBuffer.allocate(values.length * 8).order(ByteOrder.LITTLE_ENDIAN);
-        for (long v : values) {
-            b.putLong(v);
-        }
-        return Onnx.TensorProto.newBuilder().setName(name).setDataType(7).addDims(values.length).setRawData(com.google.protobuf.ByteString.copyFrom(b.array())).build();
-    }
-
     private static Onnx.AttributeProto attr(String name, long value) {
-        return Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.INT).setI(value).build();
+        return OnnxTestModels.intAttr(name, value);
     }
 
     private static Onnx.AttributeProto attr(String name, float value) {
-        return Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.FLOAT).setF(value).build();
-    }
-
-    private static Onnx.AttributeProto ints(String name, long... values) {
-        Onnx.AttributeProto.Builder a = Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.INTS);
-        for (long v : values) {
-            a.addInts(v);
-        }
-        return a.build();
+        return OnnxTestModels.floatAttr(name, value);
     }
 
     private static Onnx.NodeProto.Builder node(String op, String... inputs) {

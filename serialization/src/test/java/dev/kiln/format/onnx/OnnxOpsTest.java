@@ -9,12 +9,16 @@ import dev.kiln.format.onnx.proto.Onnx;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
+import static dev.kiln.format.onnx.OnnxTestModels.floatAttr;
+import static dev.kiln.format.onnx.OnnxTestModels.floats;
+import static dev.kiln.format.onnx.OnnxTestModels.input;
+import static dev.kiln.format.onnx.OnnxTestModels.int64s;
+import static dev.kiln.format.onnx.OnnxTestModels.ints;
+import static dev.kiln.format.onnx.OnnxTestModels.string;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
@@ -22,28 +26,6 @@ import static org.assertj.core.api.Assertions.within;
 class OnnxOpsTest {
     @TempDir
     Path dir;
-
-    private static Onnx.ValueInfoProto input(String name, long... dims) {
-        Onnx.TensorShapeProto.Builder shape = Onnx.TensorShapeProto.newBuilder();
-        shape.addDim(Onnx.TensorShapeProto.Dimension.newBuilder().setDimParam("N"));
-        for (long d : dims) {
-            shape.addDim(Onnx.TensorShapeProto.Dimension.newBuilder().setDimValue(d));
-        }
-        return Onnx.ValueInfoProto.newBuilder().setName(name)
-                .setType(Onnx.TypeProto.newBuilder().setTensorType(Onnx.TypeProto.Tensor.newBuilder().setElemType(1).setShape(shape))).build();
-    }
-
-    private static Onnx.TensorProto floats(String name, long[] dims, float... values) {
-        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            b.putFloat(v);
-        }
-        Onnx.TensorProto.Builder t = Onnx.TensorProto.newBuilder().setName(name).setDataType(1).setRawData(com.google.protobuf.ByteString.copyFrom(b.array()));
-        for (long d : dims) {
-            t.addDims(d);
-        }
-        return t.build();
-    }
 
     private float[] run(Onnx.NodeProto node, Onnx.ValueInfoProto in, long[] shape, float[] x, Onnx.TensorProto... initializers) throws Exception {
         Onnx.GraphProto.Builder graph = Onnx.GraphProto.newBuilder().addInput(in).addNode(node)
@@ -57,10 +39,6 @@ class OnnxOpsTest {
         try (CompiledModel model = dev.kiln.engine.Kiln.compile(OnnxImporter.importModel(file), new PassPipeline(Passes.standard(), true), CpuBackend.INSTANCE)) {
             return model.run(Map.of(in.getName(), TensorData.ofFloats(shape, x))).get(node.getOutput(0)).toFloatArray();
         }
-    }
-
-    private static Onnx.AttributeProto floatAttr(String name, float v) {
-        return Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.FLOAT).setF(v).build();
     }
 
     @Test
@@ -81,14 +59,6 @@ class OnnxOpsTest {
     void squeezeDropsSizeOneAxes() throws Exception {
         Onnx.NodeProto node = Onnx.NodeProto.newBuilder().setOpType("Squeeze").addInput("x").addOutput("y").build();
         assertThat(run(node, input("x", 1, 3), new long[] {2, 1, 3}, new float[] {1, 2, 3, 4, 5, 6})).containsExactly(1, 2, 3, 4, 5, 6);
-    }
-
-    private static Onnx.TensorProto int64s(String name, long... values) {
-        ByteBuffer b = ByteBuffer.allocate(values.length * 8).order(ByteOrder.LITTLE_ENDIAN);
-        for (long v : values) {
-            b.putLong(v);
-        }
-        return Onnx.TensorProto.newBuilder().setName(name).setDataType(7).addDims(values.length).setRawData(com.google.protobuf.ByteString.copyFrom(b.array())).build();
     }
 
     @Test
@@ -135,19 +105,6 @@ class OnnxOpsTest {
         float[] y = run(node, input("x", 2, 1, 2), new long[] {1, 2, 1, 2}, new float[] {1, 5, 7, -7},
                 floats("s", new long[] {2}, 2, 1), floats("b", new long[] {2}, 3, 0), floats("m", new long[] {2}, 1, 0), floats("v", new long[] {2}, 4, 1));
         assertThat(y).containsExactly(3, 7, 7, -7);
-    }
-
-    private static Onnx.AttributeProto ints(String name, long... values) {
-        Onnx.AttributeProto.Builder a = Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.INTS);
-        for (long v : values) {
-            a.addInts(v);
-        }
-        return a.build();
-    }
-
-    private static Onnx.AttributeProto string(String name, String value) {
-        return Onnx.AttributeProto.newBuilder().setName(name).setType(Onnx.AttributeProto.AttributeType.STRING)
-                .setS(com.google.protobuf.ByteString.copyFromUtf8(value)).build();
     }
 
     @Test
