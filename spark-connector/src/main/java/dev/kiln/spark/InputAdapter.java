@@ -54,6 +54,23 @@ public abstract class InputAdapter implements Serializable {
         public int width() {
             return width;
         }
+
+        /** Why the row's array column cannot be used, or null: it is null or not {@code width} long. */
+        final String arrayProblem(ArrayData array, String type) {
+            if (array == null) {
+                return "expected " + type + " of length " + width + ", got null";
+            }
+            return array.numElements() == width ? null : "expected " + type + " of length " + width + ", got length " + array.numElements();
+        }
+
+        /** The row's array column, or null when the value is null. */
+        final ArrayData arrayOrNull(InternalRow row) {
+            return row.isNullAt(ordinal) ? null : row.getArray(ordinal);
+        }
+
+        final String nullElements(String type) {
+            return "expected " + type + " of length " + width + ", got null elements";
+        }
     }
 
     /** {@code array<float>} of a fixed length: one null-bitmap check and one memory copy per row. */
@@ -66,16 +83,14 @@ public abstract class InputAdapter implements Serializable {
 
         @Override
         public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
-            if (row.isNullAt(ordinal)) {
-                return "expected array<float> of length " + width + ", got null";
-            }
-            ArrayData array = row.getArray(ordinal);
-            if (array.numElements() != width) {
-                return "expected array<float> of length " + width + ", got length " + array.numElements();
+            ArrayData array = arrayOrNull(row);
+            String problem = arrayProblem(array, "array<float>");
+            if (problem != null) {
+                return problem;
             }
             int bad = SparkInternals.copyFloatsChecked(array, width, address, batch, offset);
             if (bad == SparkInternals.NULL_ELEMENT) {
-                return "expected array<float> of length " + width + ", got null elements";
+                return nullElements("array<float>");
             }
             return bad < 0 ? null : "value at index " + bad + " is " + array.getFloat(bad);
         }
@@ -94,28 +109,27 @@ public abstract class InputAdapter implements Serializable {
     static final class IntegerArrayColumn extends SingleColumn {
         private static final long serialVersionUID = 1L;
         private static final long EXACT = 1L << 24;
-        private final org.apache.spark.sql.types.DataType elementType;
+        private final String elementName;
+        private final String type;
 
         IntegerArrayColumn(int ordinal, String name, int width, org.apache.spark.sql.types.DataType elementType) {
             super(ordinal, name, width);
-            this.elementType = elementType;
+            this.elementName = elementType.typeName();
+            this.type = "array<" + elementType.simpleString() + ">";
         }
 
         @Override
         public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
-            String type = "array<" + elementType.simpleString() + ">";
-            if (row.isNullAt(ordinal)) {
-                return "expected " + type + " of length " + width + ", got null";
-            }
-            ArrayData array = row.getArray(ordinal);
-            if (array.numElements() != width) {
-                return "expected " + type + " of length " + width + ", got length " + array.numElements();
+            ArrayData array = arrayOrNull(row);
+            String problem = arrayProblem(array, type);
+            if (problem != null) {
+                return problem;
             }
             for (int i = 0; i < width; i++) {
                 if (array.isNullAt(i)) {
-                    return "expected " + type + " of length " + width + ", got null elements";
+                    return nullElements(type);
                 }
-                long v = switch (elementType.typeName()) {
+                long v = switch (elementName) {
                     case "long" -> array.getLong(i);
                     case "short" -> array.getShort(i);
                     case "byte" -> array.getByte(i);
@@ -145,16 +159,14 @@ public abstract class InputAdapter implements Serializable {
 
         @Override
         public String write(InternalRow row, long address, ByteBuffer batch, int offset) {
-            if (row.isNullAt(ordinal)) {
-                return "expected array<double> of length " + width + ", got null";
-            }
-            ArrayData array = row.getArray(ordinal);
-            if (array.numElements() != width) {
-                return "expected array<double> of length " + width + ", got length " + array.numElements();
+            ArrayData array = arrayOrNull(row);
+            String problem = arrayProblem(array, "array<double>");
+            if (problem != null) {
+                return problem;
             }
             for (int i = 0; i < width; i++) {
                 if (array.isNullAt(i)) {
-                    return "expected array<double> of length " + width + ", got null elements";
+                    return nullElements("array<double>");
                 }
                 Platform.putFloat(null, address + 4L * i, (float) array.getDouble(i));
             }

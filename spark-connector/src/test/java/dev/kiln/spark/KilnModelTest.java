@@ -128,23 +128,44 @@ class KilnModelTest {
         assertThat(model.lastMetrics().batches()).isGreaterThanOrEqualTo(4);
     }
 
-    @Test
-    void manyRowsAcrossPartitionsMatchEagerAndKeepOrder() {
-        Random random = new Random(3);
-        int n = 2_000;
+    /** {@code n} rows of 512 standard-normal floats. */
+    private static List<float[]> gaussianRows(int n, long seed) {
+        Random random = new Random(seed);
         List<float[]> rows = new ArrayList<>();
-        float[] all = new float[n * 512];
         for (int i = 0; i < n; i++) {
             float[] r = new float[512];
             for (int j = 0; j < 512; j++) {
                 r[j] = (float) random.nextGaussian();
             }
             rows.add(r);
-            System.arraycopy(r, 0, all, i * 512, 512);
+        }
+        return rows;
+    }
+
+    /** The seed MLP with PyTorch's weights on {@code rows}, run by the eager ND4J engine (the independent reference). */
+    private static float[] eagerSeedMlp(List<float[]> rows) {
+        float[] all = new float[rows.size() * 512];
+        for (int i = 0; i < rows.size(); i++) {
+            System.arraycopy(rows.get(i), 0, all, i * 512, 512);
         }
         Sequential eager = ModelZoo.seedMlp();
         eager.loadParameters(SparkTestSupport.reference("mlp", "weights"));
-        float[] expected = eager.forward(Tensor.of(new long[] {n, 512}, all)).toFloatArray();
+        return eager.forward(Tensor.of(new long[] {rows.size(), 512}, all)).toFloatArray();
+    }
+
+    /** The row's y (2 values) against the eager outputs of its id. */
+    private static void assertMatchesEager(Row row, float[] expected) {
+        int id = (int) row.getLong(0);
+        float[] y = floats(row, "y");
+        assertThat(y[0]).isCloseTo(expected[id * 2], within(1e-4f + 1e-4f * Math.abs(expected[id * 2])));
+        assertThat(y[1]).isCloseTo(expected[id * 2 + 1], within(1e-4f + 1e-4f * Math.abs(expected[id * 2 + 1])));
+    }
+
+    @Test
+    void manyRowsAcrossPartitionsMatchEagerAndKeepOrder() {
+        int n = 2_000;
+        List<float[]> rows = gaussianRows(n, 3);
+        float[] expected = eagerSeedMlp(rows);
 
         Dataset<Row> scored = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(128)
                 .transform(featureRows(rows, 3));
@@ -154,9 +175,7 @@ class KilnModelTest {
         int partitionStart = 0;
         for (Row row : out) {
             int id = (int) row.getLong(0);
-            float[] y = floats(row, "y");
-            assertThat(y[0]).isCloseTo(expected[id * 2], within(1e-4f + 1e-4f * Math.abs(expected[id * 2])));
-            assertThat(y[1]).isCloseTo(expected[id * 2 + 1], within(1e-4f + 1e-4f * Math.abs(expected[id * 2 + 1])));
+            assertMatchesEager(row, expected);
             if (id < previousId) {
                 partitionStart++;
             }
@@ -172,30 +191,15 @@ class KilnModelTest {
         // queue, every task's batches staged through it. Expected values: the eager ND4J engine, as above.
         Backends.register("cuda", RecordingBackend::new);
         try {
-            Random random = new Random(5);
             int n = 1_500;
-            List<float[]> rows = new ArrayList<>();
-            float[] all = new float[n * 512];
-            for (int i = 0; i < n; i++) {
-                float[] r = new float[512];
-                for (int j = 0; j < 512; j++) {
-                    r[j] = (float) random.nextGaussian();
-                }
-                rows.add(r);
-                System.arraycopy(r, 0, all, i * 512, 512);
-            }
-            Sequential eager = ModelZoo.seedMlp();
-            eager.loadParameters(SparkTestSupport.reference("mlp", "weights"));
-            float[] expected = eager.forward(Tensor.of(new long[] {n, 512}, all)).toFloatArray();
+            List<float[]> rows = gaussianRows(n, 5);
+            float[] expected = eagerSeedMlp(rows);
 
             List<Row> out = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(100).setDevice("cuda:0")
                     .transform(featureRows(rows, 4)).collectAsList();
             assertThat(out).hasSize(n);
             for (Row row : out) {
-                int id = (int) row.getLong(0);
-                float[] y = floats(row, "y");
-                assertThat(y[0]).isCloseTo(expected[id * 2], within(1e-4f + 1e-4f * Math.abs(expected[id * 2])));
-                assertThat(y[1]).isCloseTo(expected[id * 2 + 1], within(1e-4f + 1e-4f * Math.abs(expected[id * 2 + 1])));
+                assertMatchesEager(row, expected);
             }
             assertThat(out.stream().map(r -> r.getLong(0)).distinct().count()).isEqualTo(n);
             assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("kiln-device-cuda:0")).count())

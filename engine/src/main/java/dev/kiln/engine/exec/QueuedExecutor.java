@@ -18,7 +18,7 @@ public final class QueuedExecutor implements Executor {
     private final CompiledModel model;
     private final int[] inputWidths;
     private final int[] outputWidths;
-    private final ByteBuffer[] bound;
+    private final FloatBuffer[] bound;
     private float[][] inputs;
     private float[][] outputs;
     private long capacity;
@@ -30,7 +30,7 @@ public final class QueuedExecutor implements Executor {
         this.model = model;
         this.inputWidths = inputWidths.clone();
         this.outputWidths = outputWidths.clone();
-        this.bound = new ByteBuffer[inputWidths.length];
+        this.bound = new FloatBuffer[inputWidths.length];
         this.inputs = new float[inputWidths.length][];
         this.outputs = new float[outputWidths.length][];
         allocate(Math.max(1, capacity));
@@ -92,7 +92,8 @@ public final class QueuedExecutor implements Executor {
         if (!buffer.isDirect()) {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Input %d must be bound to a direct buffer", index);
         }
-        bound[index] = buffer;
+        // The float view is made once here, not per batch.
+        bound[index] = buffer.duplicate().order(ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer();
     }
 
     @Override
@@ -124,10 +125,10 @@ public final class QueuedExecutor implements Executor {
         for (int i = 0; i < inputs.length; i++) {
             if (bound[i] != null) {
                 int n = rows * inputWidths[i];
-                if (bound[i].capacity() < n * 4) {
-                    throw KilnException.of(ErrorCode.BAD_INPUT, "Input %d is bound to %d bytes; %d rows need %d", i, bound[i].capacity(), rows, n * 4);
+                if (bound[i].capacity() < n) {
+                    throw KilnException.of(ErrorCode.BAD_INPUT, "Input %d is bound to %d bytes; %d rows need %d", i, bound[i].capacity() * 4, rows, n * 4);
                 }
-                bound[i].duplicate().order(ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer().get(inputs[i], 0, n);
+                bound[i].get(0, inputs[i], 0, n);
             }
         }
         queue.run(inputs, rows, outputs);
