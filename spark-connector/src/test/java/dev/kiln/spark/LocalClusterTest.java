@@ -1,5 +1,6 @@
 package dev.kiln.spark;
 
+import dev.kiln.engine.tensor.TensorData;
 import dev.kiln.engine.zoo.ModelZoo;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -11,7 +12,10 @@ import org.apache.spark.sql.api.java.UDF1;
 import org.apache.spark.sql.types.DataTypes;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.File;
@@ -29,8 +33,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * KilnModel on a multi-JVM cluster: {@code local-cluster[2,1,1024]} starts two executor JVMs from SPARK_HOME (built by
  * the Maven build from the test classpath), loopback only, each with a fake GPU from a discovery script. One session
- * for the class.
+ * for the class; the test that kills an executor JVM runs last, so the others see both original executors.
  */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class LocalClusterTest {
     private static SparkSession spark;
     @TempDir
@@ -92,6 +97,7 @@ class LocalClusterTest {
     };
 
     @Test
+    @Order(1)
     void eachExecutorJvmLoadsTheModelOnceWhileManyTasksRun() {
         Dataset<Row> scored = new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(64)
                 .transform(rows(4_000, 16));
@@ -113,6 +119,7 @@ class LocalClusterTest {
     }
 
     @Test
+    @Order(2)
     void aTaskThatFailsOnceIsRetriedAndTheOutputIsCompleteWithoutDuplicates() {
         // The input of partition 3 fails on its first attempt, midway through Kiln's iteration of the partition.
         UDF1<Long, Long> flaky = id -> {
@@ -137,5 +144,74 @@ class LocalClusterTest {
         }
         assertThat(duplicates).isEmpty();
         assertThat(ids).hasSize(2_000);
+    }
+
+    @Test
+    @Order(3)
+    void anExecutorJvmKilledMidJobIsReplacedAndTheWrittenOutputIsCompleteAndCorrect() throws Exception {
+        // The first attempt of partition 5 halts its executor JVM (no shutdown hooks, like kill -9) after Kiln has
+        // already scored part of the partition; the tasks of that JVM are lost and rerun elsewhere.
+        UDF1<Long, Long> killer = id -> {
+            TaskContext task = TaskContext.get();
+            if (task.partitionId() == 5 && task.attemptNumber() == 0 && id % 250 == 100) {
+                Runtime.getRuntime().halt(137);
+            }
+            return id;
+        };
+        UDF1<Long, Integer> attempt = id -> TaskContext.get().attemptNumber();
+        spark.udf().register("kill_executor_once", killer, DataTypes.LongType);
+        spark.udf().register("task_attempt", attempt, DataTypes.IntegerType);
+        Dataset<Row> input = rows(2_000, 8).selectExpr("kill_executor_once(id) AS id", "features");
+        Path out = dir.resolve("scored-after-kill.parquet");
+        new KilnModel().setModelUri(mlpUri).setInputCols("features").setOutputCols("y").setBatchSize(32)
+                .transform(input).selectExpr("id", "y", "task_attempt(id) AS attempt").write().parquet(out.toString());
+
+        List<Row> written = spark.read().parquet(out.toString()).collectAsList();
+        assertThat(written).hasSize(2_000);
+        Map<String, TensorData> weights = SparkTestSupport.reference("mlp", "weights");
+        Set<Long> ids = new HashSet<>();
+        for (Row row : written) {
+            long id = row.getLong(0);
+            assertThat(ids.add(id)).as("id %d written once", id).isTrue();
+            double[] expected = referenceMlp(weights, id);
+            List<Float> y = row.getList(1);
+            assertThat(y).hasSize(2);
+            for (int j = 0; j < 2; j++) {
+                assertThat((double) y.get(j)).as("y[%d] of id %d", j, id)
+                        .isCloseTo(expected[j], org.assertj.core.data.Offset.offset(1e-4 * Math.max(1, Math.abs(expected[j]))));
+            }
+            if (id >= 1_250 && id < 1_500) {
+                assertThat(row.getInt(2)).as("attempt that wrote id %d of the killed partition", id).isPositive();
+            }
+        }
+        assertThat(ids).hasSize(2_000);
+    }
+
+    /**
+     * The seed MLP in double precision straight from PyTorch's state dict ({@code x W^T + b}, relu, twice, then the
+     * output layer) on the features {@link #rows} generates: the independent reference for the scored values.
+     */
+    private static double[] referenceMlp(Map<String, TensorData> weights, long id) {
+        double[] x = new double[512];
+        for (int i = 0; i < 512; i++) {
+            x[i] = (float) Math.sin(id * 0.37 + (i + 1));
+        }
+        double[] h1 = linear(weights, "0", x, true);
+        double[] h2 = linear(weights, "2", h1, true);
+        return linear(weights, "4", h2, false);
+    }
+
+    private static double[] linear(Map<String, TensorData> weights, String layer, double[] x, boolean relu) {
+        float[] w = weights.get(layer + ".weight").toFloatArray();
+        float[] b = weights.get(layer + ".bias").toFloatArray();
+        double[] y = new double[b.length];
+        for (int o = 0; o < b.length; o++) {
+            double sum = b[o];
+            for (int i = 0; i < x.length; i++) {
+                sum += (double) w[o * x.length + i] * x[i];
+            }
+            y[o] = relu ? Math.max(0, sum) : sum;
+        }
+        return y;
     }
 }
