@@ -2,6 +2,7 @@ package dev.kiln.engine.tensor.eager;
 
 import dev.kiln.engine.ErrorCode;
 import dev.kiln.engine.KilnException;
+import dev.kiln.engine.backend.gpu.Nd4jBackendGuard;
 import dev.kiln.engine.ir.Attributes;
 import dev.kiln.engine.ir.TensorType;
 import dev.kiln.engine.ops.Activation;
@@ -45,6 +46,7 @@ public final class EagerEngine implements TensorEngine {
 
     @Override
     public Tensor constant(TensorData data) {
+        Nd4jBackendGuard.ensureUsable();
         if (data.dtype() != DType.FLOAT32) {
             throw KilnException.of(ErrorCode.UNSUPPORTED_OP, "Eager tensors are float32; got %s", data);
         }

@@ -38,4 +38,21 @@ class GpuInventoryTest {
                 .hasMessageContaining("up to 8.6")
                 .hasMessageContaining("Use Kiln's cuda backend");
     }
+
+    @Test
+    void theCudaNd4jBuildIsRefusedAtStartOnHopperOrWithoutAGpuAndAcceptedOnAmpere() {
+        List<GpuInventory.Gpu> gpus = GpuInventory.parse(SMI);
+        // Only the A10 visible: fine. Both, or the H100 alone: refused naming the H100.
+        Nd4jBackendGuard.check(gpus, "1");
+        assertThatThrownBy(() -> Nd4jBackendGuard.check(gpus, null)).hasMessageContaining("NVIDIA H100 80GB HBM3");
+        assertThatThrownBy(() -> Nd4jBackendGuard.check(gpus, "0")).hasMessageContaining("compute capability 9.0");
+        assertThatThrownBy(() -> Nd4jBackendGuard.check(gpus, "GPU-8f2c")).hasMessageContaining("NVIDIA H100");
+        assertThatThrownBy(() -> Nd4jBackendGuard.check(List.of(), null))
+                .isInstanceOf(KilnException.class).hasMessageContaining("nvidia-smi reports no GPU").hasMessageContaining("without -Pcuda-nd4j");
+        assertThatThrownBy(() -> Nd4jBackendGuard.check(gpus, "3"))
+                .hasMessageContaining("no visible GPU (CUDA_VISIBLE_DEVICES=3)");
+        // This build has ND4J's CPU backend: the guard lets eager mode start without looking for GPUs.
+        assertThat(Nd4jBackendGuard.cudaBuildOnClasspath()).isFalse();
+        Nd4jBackendGuard.ensureUsable();
+    }
 }
