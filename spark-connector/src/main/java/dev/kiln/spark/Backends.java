@@ -10,9 +10,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.IntFunction;
 
 /**
- * Backends by device kind. {@code cpu} is always there. A GPU backend registers for {@code cuda} (the GPU issue
- * brings one); it can also be named by the system property {@code kiln.backend.cuda} (a class with a public
- * constructor taking the device ordinal), which is how executor JVMs find it.
+ * Backends by device kind. {@code cpu} is always there; {@code cuda} is Kiln's CUDA 12/13 backend, one per GPU of the
+ * JVM. Another backend can replace it: registered here, or named by the system property {@code kiln.backend.cuda}
+ * (a class with a public constructor taking the device ordinal), which is how executor JVMs find a stand-in in tests.
  */
 public final class Backends {
     private static final Map<String, IntFunction<Backend>> FACTORIES = new ConcurrentHashMap<>();
@@ -26,11 +26,6 @@ public final class Backends {
 
     public static void unregister(String kind) {
         FACTORIES.remove(kind);
-    }
-
-    /** Whether a backend for {@code kind} is available in this JVM. */
-    public static boolean available(String kind) {
-        return kind.equals("cpu") || FACTORIES.containsKey(kind) || System.getProperty("kiln.backend." + kind) != null;
     }
 
     public static Backend forDevice(Device device) {
@@ -49,11 +44,16 @@ public final class Backends {
                 throw new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Cannot create backend " + className + " for " + device + ": " + e, e);
             }
         }
-        String gpu = dev.kiln.engine.backend.gpu.GpuInventory.query().stream().filter(g -> g.index() == device.ordinal())
-                .map(g -> " (" + g + (dev.kiln.engine.backend.gpu.Nd4jCudaSupport.supports(g) ? ")" : "; newer than ND4J's CUDA build supports)"))
-                .findFirst().orElse(" (nvidia-smi reports no such GPU here)");
-        throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE,
-                "No %s backend in this JVM for device %s%s: Kiln's CUDA backend is not built yet (issue #8); use device cpu or auto",
-                device.kind(), device, gpu);
+        if (device.kind().equals("cuda")) {
+            try {
+                return dev.kiln.engine.backend.cuda.CudaBackend.forDevice(device.ordinal());
+            } catch (KilnException e) {
+                String gpu = dev.kiln.engine.backend.gpu.GpuInventory.query().stream().filter(g -> g.index() == device.ordinal())
+                        .map(g -> "nvidia-smi reports " + g).findFirst().orElse("nvidia-smi reports no such GPU here");
+                throw new KilnException(e.code(), e.getMessage() + " [" + gpu + "]", e);
+            }
+        }
+        throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "No %s backend in this JVM for device %s; use device cpu, cuda:N or auto",
+                device.kind(), device);
     }
 }

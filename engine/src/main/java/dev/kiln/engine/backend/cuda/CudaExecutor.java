@@ -1,0 +1,352 @@
+package dev.kiln.engine.backend.cuda;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.exec.Executor;
+import dev.kiln.engine.ir.Graph;
+import dev.kiln.engine.ir.Value;
+import dev.kiln.engine.plan.MemoryPlan;
+import dev.kiln.engine.plan.MemoryPlanner;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Runs a compiled graph on one GPU for one thread. Inputs and outputs are staged in page-locked host buffers sized for
+ * the capacity (or read from bound direct buffers); a batch is cut into chunks that alternate between two lanes, each
+ * with its own stream and device arena, so the copy of one chunk to the device overlaps the compute of the previous
+ * one and the copy back of the one before. Everything is allocated when the capacity is set; {@link #run} only queues
+ * copies, GEMMs and launches, then waits for both streams.
+ */
+final class CudaExecutor implements Executor {
+    /** Lanes: two streams are enough to keep the copy engine and the SMs busy at once. */
+    static final int LANES = 2;
+    /** A batch is cut into this many chunks when it is large enough for the overlap to pay. */
+    static final int CHUNKS = 4;
+    /** Rows below which a batch runs as one chunk. */
+    static final int MIN_CHUNK_ROWS = 256;
+
+    private final CudaLoadedModel loaded;
+    private final CudaApi api;
+    private final Graph graph;
+    private final long[] inputRowBytes;
+    private final long[] outputRowBytes;
+    private final ByteBuffer[] boundInputs;
+    private ByteBuffer[] hostInputs = new ByteBuffer[0];
+    private ByteBuffer[] hostOutputs = new ByteBuffer[0];
+    private FloatBuffer[] inputViews;
+    private FloatBuffer[] outputViews;
+    private final List<Lane> lanes = new ArrayList<>();
+    private long capacity;
+    private long laneCapacity;
+    private long lastBatch = -1;
+    private boolean closed;
+
+    /** One stream with its own arena, program and shape tables. */
+    private record Lane(long stream, long arena, long meta, CudaLowering.Program program, long[] inputAddresses, long[] outputAddresses) { }
+
+    CudaExecutor(CudaLoadedModel loaded, long capacity) {
+        this.loaded = loaded;
+        this.api = loaded.api();
+        this.graph = loaded.model().graph();
+        this.inputRowBytes = rowBytes(graph.inputs());
+        this.outputRowBytes = rowBytes(graph.outputs());
+        this.boundInputs = new ByteBuffer[graph.inputs().size()];
+        build(Math.max(1, capacity));
+    }
+
+    private static long[] rowBytes(List<Value> values) {
+        long[] out = new long[values.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = 4 * values.get(i).type().shape().elementCount(1);
+        }
+        return out;
+    }
+
+    /** The rows one lane holds for {@code capacity}: a quarter of large capacities, so that a full batch overlaps. */
+    static long laneCapacity(long capacity) {
+        return capacity >= (long) CHUNKS * MIN_CHUNK_ROWS ? (capacity + CHUNKS - 1) / CHUNKS : capacity;
+    }
+
+    private void build(long newCapacity) {
+        List<ByteBuffer> newInputs = new ArrayList<>();
+        List<ByteBuffer> newOutputs = new ArrayList<>();
+        List<Lane> newLanes = new ArrayList<>();
+        long newLaneCapacity = laneCapacity(newCapacity);
+        try {
+            for (long bytes : inputRowBytes) {
+                newInputs.add(api.mallocHost(Math.max(4, bytes * newCapacity)));
+            }
+            for (long bytes : outputRowBytes) {
+                newOutputs.add(api.mallocHost(Math.max(4, bytes * newCapacity)));
+            }
+            MemoryPlan plan = MemoryPlanner.plan(graph, newLaneCapacity);
+            for (int i = 0; i < LANES; i++) {
+                newLanes.add(newLane(plan));
+            }
+        } catch (RuntimeException e) {
+            for (Lane lane : newLanes) {
+                freeLane(lane);
+            }
+            newInputs.forEach(api::freeHost);
+            newOutputs.forEach(api::freeHost);
+            throw e;
+        }
+        // Keep inputs already set, then free the old buffers.
+        for (int i = 0; i < hostInputs.length; i++) {
+            ByteBuffer old = hostInputs[i].duplicate().clear();
+            newInputs.get(i).duplicate().clear().put(old);
+        }
+        freeAll();
+        hostInputs = newInputs.toArray(new ByteBuffer[0]);
+        hostOutputs = newOutputs.toArray(new ByteBuffer[0]);
+        inputViews = views(hostInputs);
+        outputViews = views(hostOutputs);
+        lanes.addAll(newLanes);
+        capacity = newCapacity;
+        laneCapacity = newLaneCapacity;
+        lastBatch = -1;
+    }
+
+    private static FloatBuffer[] views(ByteBuffer[] buffers) {
+        FloatBuffer[] out = new FloatBuffer[buffers.length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = buffers[i].duplicate().order(ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer();
+        }
+        return out;
+    }
+
+    private Lane newLane(MemoryPlan plan) {
+        long stream = 0;
+        long arena = 0;
+        long meta = 0;
+        try {
+            stream = api.createStream();
+            arena = api.malloc(Math.max(64, 4 * plan.arenaElements()));
+            CudaLowering.Program program = CudaLowering.lower(graph, plan, arena, loaded.statics(), api);
+            ByteBuffer table = program.metaBytes();
+            meta = api.malloc(table.capacity());
+            api.copyToDevice(meta, table, 0, table.capacity(), stream);
+            api.synchronize(stream);
+            program.bindMeta(meta);
+            long[] in = new long[graph.inputs().size()];
+            long[] out = new long[graph.outputs().size()];
+            for (int i = 0; i < in.length; i++) {
+                in[i] = arena + 4L * plan.offset(graph.inputs().get(i));
+            }
+            for (int i = 0; i < out.length; i++) {
+                out[i] = outputAddress(plan, arena, graph.outputs().get(i));
+            }
+            return new Lane(stream, arena, meta, program, in, out);
+        } catch (RuntimeException e) {
+            if (meta != 0) {
+                api.free(meta);
+            }
+            if (arena != 0) {
+                api.free(arena);
+            }
+            if (stream != 0) {
+                api.destroyStream(stream);
+            }
+            throw e;
+        }
+    }
+
+    private long outputAddress(MemoryPlan plan, long arena, Value output) {
+        Long s = loaded.statics().get(output);
+        if (s == null && plan.staticAliases().containsKey(output)) {
+            s = loaded.statics().get(plan.staticAliases().get(output));
+        }
+        return s != null ? s : arena + 4L * plan.offset(output);
+    }
+
+    private void freeLane(Lane lane) {
+        api.free(lane.meta());
+        api.free(lane.arena());
+        api.destroyStream(lane.stream());
+    }
+
+    private void freeAll() {
+        for (Lane lane : lanes) {
+            api.synchronize(lane.stream());
+            freeLane(lane);
+        }
+        lanes.clear();
+        for (ByteBuffer b : hostInputs) {
+            api.freeHost(b);
+        }
+        for (ByteBuffer b : hostOutputs) {
+            api.freeHost(b);
+        }
+        hostInputs = new ByteBuffer[0];
+        hostOutputs = new ByteBuffer[0];
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The executor is closed");
+        }
+    }
+
+    private void checkIndex(int index, int count, String what) {
+        if (index < 0 || index >= count) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "%s index %d is out of range; the model has %d %ss", what, index, count, what.toLowerCase());
+        }
+    }
+
+    @Override
+    public CompiledModel model() {
+        return loaded.model();
+    }
+
+    @Override
+    public long capacity() {
+        return capacity;
+    }
+
+    @Override
+    public void ensureCapacity(long batch) {
+        checkOpen();
+        if (batch > capacity) {
+            build(Math.max(batch, Math.min(capacity * 2, batch * 2)));
+        }
+    }
+
+    @Override
+    public void setInput(int index, float[] source, int sourceOffset, int batch) {
+        checkOpen();
+        checkIndex(index, inputRowBytes.length, "Input");
+        if (batch < 0 || sourceOffset < 0) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "setInput needs a non-negative batch and offset, got batch %d offset %d", batch, sourceOffset);
+        }
+        ensureCapacity(batch);
+        int n = (int) (inputRowBytes[index] / 4 * batch);
+        if (source.length - sourceOffset < n) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "Input '%s' %s at batch %d needs %d floats but %d were given",
+                    graph.inputs().get(index).name(), graph.inputs().get(index).type(), batch, n, source.length - sourceOffset);
+        }
+        inputViews[index].put(0, source, sourceOffset, n);
+    }
+
+    @Override
+    public FloatBuffer inputBuffer(int index) {
+        checkOpen();
+        checkIndex(index, inputRowBytes.length, "Input");
+        return inputViews[index];
+    }
+
+    @Override
+    public int inputOffset(int index) {
+        checkOpen();
+        checkIndex(index, inputRowBytes.length, "Input");
+        return 0;
+    }
+
+    @Override
+    public void bindInput(int index, ByteBuffer buffer) {
+        checkOpen();
+        checkIndex(index, inputRowBytes.length, "Input");
+        long needed = inputRowBytes[index] * capacity;
+        if (!buffer.isDirect() || buffer.capacity() < needed) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "Input '%s' %s needs a direct buffer of %d bytes for %d rows, got %s of %d bytes",
+                    graph.inputs().get(index).name(), graph.inputs().get(index).type(), needed, capacity,
+                    buffer.isDirect() ? "a direct buffer" : "a heap buffer", buffer.capacity());
+        }
+        boundInputs[index] = buffer;
+    }
+
+    @Override
+    public void unbindInputs() {
+        checkOpen();
+        java.util.Arrays.fill(boundInputs, null);
+    }
+
+    @Override
+    public void run(long batch) {
+        checkOpen();
+        if (batch > capacity) {
+            throw KilnException.of(ErrorCode.BAD_INPUT, "Batch %d exceeds the executor's capacity %d; set inputs (or ensureCapacity) first", batch, capacity);
+        }
+        int chunk = 0;
+        for (long start = 0; start < batch; start += laneCapacity, chunk++) {
+            Lane lane = lanes.get(chunk % LANES);
+            long rows = Math.min(laneCapacity, batch - start);
+            long stream = lane.stream();
+            for (int i = 0; i < inputRowBytes.length; i++) {
+                ByteBuffer source = boundInputs[i] != null ? boundInputs[i] : hostInputs[i];
+                api.copyToDevice(lane.inputAddresses()[i], source, start * inputRowBytes[i], rows * inputRowBytes[i], stream);
+            }
+            for (Step step : lane.program().steps) {
+                step.run(rows, stream);
+            }
+            for (int o = 0; o < outputRowBytes.length; o++) {
+                api.copyToHost(hostOutputs[o], start * outputRowBytes[o], lane.outputAddresses()[o], rows * outputRowBytes[o], stream);
+            }
+        }
+        for (Lane lane : lanes) {
+            api.synchronize(lane.stream());
+        }
+        lastBatch = batch;
+    }
+
+    @Override
+    public int getOutput(int index, float[] target, int targetOffset) {
+        int n = outputElements(index);
+        if (targetOffset < 0 || target.length - targetOffset < n) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Output %d has %d floats; the target has room for %d at offset %d",
+                    index, n, Math.max(0, target.length - targetOffset), targetOffset);
+        }
+        outputViews[index].get(0, target, targetOffset, n);
+        return n;
+    }
+
+    @Override
+    public FloatBuffer outputBuffer(int index) {
+        checkOpen();
+        checkIndex(index, outputRowBytes.length, "Output");
+        return outputViews[index];
+    }
+
+    @Override
+    public int outputOffset(int index) {
+        checkOpen();
+        checkIndex(index, outputRowBytes.length, "Output");
+        return 0;
+    }
+
+    @Override
+    public int outputElements(int index) {
+        checkOpen();
+        checkIndex(index, outputRowBytes.length, "Output");
+        if (lastBatch < 0) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "No run yet: call run(batch) before reading outputs");
+        }
+        return (int) (outputRowBytes[index] / 4 * lastBatch);
+    }
+
+    /** Page-locked host bytes of the staging buffers (device memory is not counted here). */
+    @Override
+    public long arenaBytes() {
+        long total = 0;
+        for (ByteBuffer b : hostInputs) {
+            total += b.capacity();
+        }
+        for (ByteBuffer b : hostOutputs) {
+            total += b.capacity();
+        }
+        return total;
+    }
+
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            freeAll();
+            loaded.executorClosed();
+        }
+    }
+}

@@ -1,0 +1,246 @@
+package dev.kiln.engine.backend.cuda;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.Kiln;
+import dev.kiln.engine.KilnException;
+import dev.kiln.engine.TestGraphs;
+import dev.kiln.engine.backend.Backend;
+import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.exec.Executor;
+import dev.kiln.engine.exec.RandomModelsAccess;
+import dev.kiln.engine.ir.Signature;
+import dev.kiln.engine.nn.Block;
+import dev.kiln.engine.nn.Sequential;
+import dev.kiln.engine.tensor.Shape;
+import dev.kiln.engine.tensor.Tensor;
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.engine.zoo.ModelZoo;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.Arrays;
+
+import static dev.kiln.engine.TestGraphs.assertAllClose;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * The cuda backend above the device: lowering, weights, staging, chunked lanes and resource ownership, run on
+ * {@link EmulatedCudaApi} (kernels.cu written again in Java) against eager ND4J, the independent implementation.
+ * The kernels themselves run on a GPU only in scripts/gpu-check.sh.
+ */
+class CudaBackendTest {
+    /** Runs {@code block} compiled on the emulated GPU over {@code x} and returns its only output. */
+    private static float[] runOnGpu(EmulatedCudaApi gpu, Block block, Signature signature, TensorData x) {
+        try (CompiledModel model = Kiln.compile(block, signature)) {
+            Backend backend = new CudaBackend("cuda:emulated", gpu);
+            try (Backend.LoadedModel loaded = backend.load(model); Executor executor = loaded.newExecutor(x.shape()[0])) {
+                float[] values = x.toFloatArray();
+                int batch = (int) x.shape()[0];
+                executor.setInput(0, values, 0, batch);
+                executor.run(batch);
+                float[] out = new float[executor.outputElements(0)];
+                executor.getOutput(0, out, 0);
+                return out;
+            }
+        }
+    }
+
+    private static float[] eager(Block block, TensorData x) {
+        return block.forward(Tensor.of(x)).toFloatArray();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"seed-mlp", "small-cnn", "tiny-encoder"})
+    void zooModelsMatchEagerNd4jAndFreeEveryDeviceAndPinnedBuffer(String name) {
+        ModelZoo.Entry entry = ModelZoo.get(name);
+        long[] rowShape = entry.signature().inputs().get(0).shape().resolve(1);
+        long[] shape = rowShape.clone();
+        shape[0] = 5;
+        TensorData x = TestGraphs.random(shape, 11);
+        EmulatedCudaApi gpu = new EmulatedCudaApi();
+        float[] actual = runOnGpu(gpu, entry.block(), entry.signature(), x);
+        assertAllClose(actual, eager(entry.block(), x), 2e-4, 2e-5, name + " on the emulated GPU vs eager ND4J");
+        assertThat(gpu.liveDeviceBlocks()).as("device blocks left").isZero();
+        assertThat(gpu.livePinnedBuffers()).as("pinned buffers left").isZero();
+    }
+
+    @Test
+    void aLargeBatchIsCutIntoChunksThatAlternateBetweenTwoStreamsAndEveryRowComesBack() {
+        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+        int batch = 2_050;  // capacity 2050: lanes of 513 rows, so 4 full chunks and no remainder... plus the odd row below
+        TensorData x = TestGraphs.random(new long[] {batch, 512}, 3);
+        EmulatedCudaApi gpu = new EmulatedCudaApi();
+        float[] actual = runOnGpu(gpu, entry.block(), entry.signature(), x);
+        assertAllClose(actual, eager(entry.block(), x), 2e-4, 2e-5, "seed MLP, batch " + batch);
+        // Four chunks of 513, 513, 513, 511 rows: copy in, three GEMMs, copy out, on streams 1, 2, 1, 2.
+        java.util.List<String> work = gpu.log.stream().filter(s -> !s.startsWith("0:")).toList();
+        java.util.List<String> runs = work.subList(work.size() - 20, work.size());
+        for (int chunk = 0; chunk < 4; chunk++) {
+            long stream = runs.get(chunk * 5).charAt(0) - '0';
+            assertThat(runs.subList(chunk * 5, chunk * 5 + 5)).as("chunk %d", chunk)
+                    .containsExactly(stream + ":h2d", stream + ":gemm", stream + ":gemm", stream + ":gemm", stream + ":d2h");
+            if (chunk > 0) {
+                assertThat(stream).as("chunk %d alternates lanes", chunk).isNotEqualTo(runs.get((chunk - 1) * 5).charAt(0) - '0');
+            }
+        }
+    }
+
+    @Test
+    void generatedModelsMatchEagerNd4j() {
+        java.util.List<String> refused = new java.util.ArrayList<>();
+        for (long seed = 0; seed < 40; seed++) {
+            RandomModelsAccess.Model model = RandomModelsAccess.create(seed);
+            int batch = 1 + (int) (seed * 7 % 37);
+            TensorData x = TestGraphs.random(new long[] {batch, model.inputWidth()}, seed);
+            Signature signature = Signature.builder().input("x", Shape.batched(model.inputWidth())).output("y").build();
+            EmulatedCudaApi gpu = new EmulatedCudaApi();
+            float[] actual;
+            try {
+                actual = runOnGpu(gpu, model.block(), signature, x);
+            } catch (UnsupportedOperationException e) {
+                assertThat(e).hasMessageContaining("The cuda backend does not support").hasMessageContaining("node");
+                refused.add(seed + ": " + e.getMessage());
+                continue;
+            }
+            assertAllClose(actual, eager(model.block(), x), 2e-4, 2e-5, "generated model " + seed);
+            assertThat(gpu.liveDeviceBlocks()).isZero();
+        }
+        assertThat(refused).as("generated models the cuda backend refused").hasSizeLessThanOrEqualTo(4);
+    }
+
+    @Test
+    void anOpWithoutAGpuKernelIsRefusedAtLoadNamingTheOpAndNode() {
+        Block padded = new Sequential().add(new dev.kiln.engine.nn.Dense(3), new PadBlock());
+        Signature signature = Signature.builder().input("x", Shape.batched(4)).output("y").build();
+        try (CompiledModel model = Kiln.compile(padded, signature)) {
+            EmulatedCudaApi gpu = new EmulatedCudaApi();
+            assertThatThrownBy(() -> new CudaBackend("cuda:emulated", gpu).load(model))
+                    .isInstanceOf(UnsupportedOperationException.class)
+                    .hasMessageContaining("no GPU kernel for op 'pad'")
+                    .hasMessageContaining("node ")
+                    .hasMessageContaining("it runs: dense, matmul");
+            assertThat(gpu.liveDeviceBlocks()).as("nothing uploaded before the check").isZero();
+        }
+    }
+
+    /** A block using an op the cuda backend has no kernel for (pad). */
+    private static final class PadBlock extends dev.kiln.engine.nn.UnaryBlock {
+        @Override
+        protected Tensor forwardInternal(Tensor x) {
+            return x.pad(new long[] {0, 1, 0, 1}, "constant", 0f);
+        }
+    }
+
+    @Test
+    void outOfDeviceMemoryIsReportedForHalvingAndLeavesOnlyTheWeights() {
+        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+        try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
+            long weights = 4L * (512 * 256 + 256 + 256 * 128 + 128 + 128 * 2 + 2);
+            EmulatedCudaApi gpu = new EmulatedCudaApi(weights + 4 * 100_000L);
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model)) {
+                int blocksWithWeights = gpu.liveDeviceBlocks();
+                assertThatThrownBy(() -> loaded.newExecutor(4_096))
+                        .isInstanceOf(KilnException.class)
+                        .satisfies(e -> assertThat(((KilnException) e).code()).isEqualTo(ErrorCode.DEVICE_OUT_OF_MEMORY));
+                assertThat(gpu.liveDeviceBlocks()).as("device blocks after the failed executor").isEqualTo(blocksWithWeights);
+                assertThat(gpu.livePinnedBuffers()).isZero();
+                try (Executor small = loaded.newExecutor(16)) {
+                    assertThat(small.capacity()).isEqualTo(16);
+                }
+            }
+            assertThat(gpu.liveDeviceBlocks()).isZero();
+        }
+    }
+
+    @Test
+    void inputsBoundToDirectBuffersAreCopiedFromThereAndBadBindingsAreRefused() {
+        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+        TensorData x = TestGraphs.random(new long[] {7, 512}, 5);
+        EmulatedCudaApi gpu = new EmulatedCudaApi();
+        try (CompiledModel model = Kiln.compile(entry.block(), entry.signature());
+             Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model);
+             Executor executor = loaded.newExecutor(7)) {
+            java.nio.ByteBuffer arrow = java.nio.ByteBuffer.allocateDirect(7 * 512 * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            arrow.asFloatBuffer().put(x.toFloatArray());
+            executor.bindInput(0, arrow);
+            executor.run(7);
+            float[] out = new float[14];
+            executor.getOutput(0, out, 0);
+            assertAllClose(out, eager(entry.block(), x), 2e-4, 2e-5, "bound input");
+            assertThatThrownBy(() -> executor.bindInput(0, java.nio.ByteBuffer.allocate(7 * 512 * 4)))
+                    .hasMessageContaining("needs a direct buffer of 14336 bytes for 7 rows, got a heap buffer");
+            assertThatThrownBy(() -> executor.run(8)).hasMessageContaining("exceeds the executor's capacity 7");
+        }
+        assertThat(Arrays.asList(gpu.liveDeviceBlocks(), gpu.livePinnedBuffers())).containsExactly(0, 0);
+    }
+
+    @Test
+    void withoutTheNvidiaDriverOpeningAGpuFailsWithOneClearError() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(dev.kiln.engine.backend.gpu.GpuInventory.query().isEmpty(), "this machine has a GPU");
+        assertThatThrownBy(() -> CudaBackend.forDevice(0))
+                .isInstanceOf(KilnException.class)
+                .hasMessageContaining("Cannot open device cuda:0")
+                .hasMessageContaining("libcuda.so.1")
+                .hasMessageContaining("use device cpu");
+    }
+
+    /**
+     * Every launch the lowering prepares for the zoo models names a kernel of kernels.cu with the same argument types
+     * in the same order: the contract between the Java side and the CUDA C, checked without a compiler.
+     */
+    @Test
+    void everyPreparedLaunchMatchesItsKernelSignatureInKernelsCu() {
+        EmulatedCudaApi gpu = new EmulatedCudaApi();
+        for (String name : ModelZoo.names()) {
+            ModelZoo.Entry entry = ModelZoo.get(name);
+            long[] shape = entry.signature().inputs().get(0).shape().resolve(2);
+            runOnGpu(gpu, entry.block(), entry.signature(), TestGraphs.random(shape, 1));
+        }
+        java.util.Map<String, java.util.List<CudaApi.ArgKind>> declared = kernelSignatures(JavaCppCudaApi.kernelSource());
+        assertThat(gpu.prepared).isNotEmpty();
+        for (java.util.Map.Entry<String, java.util.List<CudaApi.ArgKind>> e : gpu.prepared.entrySet()) {
+            assertThat(declared).as("kernels.cu kernels").containsKey(e.getKey());
+            assertThat(e.getValue()).as("arguments of %s", e.getKey()).isEqualTo(declared.get(e.getKey()));
+        }
+        assertThat(declared.keySet()).contains("kiln_gemm", "kiln_conv2d", "kiln_pool2d", "kiln_layer_norm", "kiln_softmax", "kiln_binary");
+    }
+
+    /** {@code __global__ void name(type a, type b, ...)} of kernels.cu as argument kinds. */
+    static java.util.Map<String, java.util.List<CudaApi.ArgKind>> kernelSignatures(String source) {
+        java.util.Map<String, java.util.List<CudaApi.ArgKind>> out = new java.util.TreeMap<>();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("__global__\\s+void\\s+(\\w+)\\s*\\(([^)]*)\\)").matcher(source);
+        while (m.find()) {
+            java.util.List<CudaApi.ArgKind> kinds = new java.util.ArrayList<>();
+            for (String param : m.group(2).split(",")) {
+                String p = param.trim().replaceAll("\\s+", " ");
+                String type = p.substring(0, p.lastIndexOf(' ')).replace("const ", "").trim();
+                kinds.add(type.endsWith("*") ? CudaApi.ArgKind.POINTER : type.equals("long long") ? CudaApi.ArgKind.LONG
+                        : type.equals("int") ? CudaApi.ArgKind.INT : type.equals("float") ? CudaApi.ArgKind.FLOAT : null);
+                assertThat(kinds.get(kinds.size() - 1)).as("C type '%s' of %s", type, m.group(1)).isNotNull();
+            }
+            out.put(m.group(1), kinds);
+        }
+        return out;
+    }
+
+    /** Where nvcc is installed (a developer machine; CI has none), kernels.cu compiles for Ampere and up. */
+    @Test
+    void kernelsCuCompilesWithNvccWhereItIsInstalled() throws Exception {
+        java.nio.file.Path nvcc = java.util.stream.Stream.of(System.getenv().getOrDefault("PATH", "").split(":"))
+                .map(d -> java.nio.file.Path.of(d, "nvcc")).filter(java.nio.file.Files::isExecutable).findFirst().orElse(null);
+        org.junit.jupiter.api.Assumptions.assumeTrue(nvcc != null, "nvcc is not installed");
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("kiln-nvcc");
+        java.nio.file.Path cu = dir.resolve("kernels.cu");
+        java.nio.file.Files.writeString(cu, JavaCppCudaApi.kernelSource());
+        Process p = new ProcessBuilder(nvcc.toString(), "--ptx", "-arch=compute_80", "-o", dir.resolve("kernels.ptx").toString(), cu.toString())
+                .redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as("nvcc: %s", output).isZero();
+        String ptx = java.nio.file.Files.readString(dir.resolve("kernels.ptx"));
+        for (String kernel : kernelSignatures(JavaCppCudaApi.kernelSource()).keySet()) {
+            assertThat(ptx).contains(".entry " + kernel);
+        }
+    }
+}
