@@ -32,22 +32,34 @@ public record Device(String kind, int ordinal) implements Serializable {
     }
 
     public static Device select(String setting, Map<String, ResourceInformation> resources) {
+        return selectAll(setting, resources).get(0);
+    }
+
+    /**
+     * Every device a task should use: the one named by {@code cpu} or {@code cuda:N}; with {@code auto}, all the GPUs
+     * Spark assigned the task (in address order), or the CPU when it assigned none.
+     */
+    public static java.util.List<Device> selectAll(String setting, Map<String, ResourceInformation> resources) {
         validateSetting(setting);
         if (setting.equals("cpu")) {
-            return CPU;
+            return java.util.List.of(CPU);
         }
         if (setting.startsWith("cuda:")) {
-            return cuda(Integer.parseInt(setting.substring(5)));
+            return java.util.List.of(cuda(Integer.parseInt(setting.substring(5))));
         }
         ResourceInformation gpus = resources == null ? null : resources.get("gpu");
         if (gpus == null || gpus.addresses().length == 0) {
-            return CPU;
+            return java.util.List.of(CPU);
         }
-        try {
-            return cuda(Integer.parseInt(gpus.addresses()[0].trim()));
-        } catch (NumberFormatException e) {
-            throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "Spark assigned GPU address '%s', which is not a device ordinal", gpus.addresses()[0]);
+        java.util.List<Device> devices = new java.util.ArrayList<>();
+        for (String address : gpus.addresses()) {
+            try {
+                devices.add(cuda(Integer.parseInt(address.trim())));
+            } catch (NumberFormatException e) {
+                throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "Spark assigned GPU address '%s', which is not a device ordinal", address);
+            }
         }
+        return java.util.List.copyOf(devices);
     }
 
     @Override

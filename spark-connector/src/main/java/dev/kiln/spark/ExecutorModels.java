@@ -1,5 +1,7 @@
 package dev.kiln.spark;
 
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
 import dev.kiln.engine.backend.cpu.CpuBackend;
 import dev.kiln.engine.exec.CompiledModel;
 import dev.kiln.engine.exec.DeviceQueue;
@@ -45,11 +47,18 @@ public final class ExecutorModels {
         final CompiledModel model;
         final Device device;
         final ConcurrentLinkedDeque<Executor> pool = new ConcurrentLinkedDeque<>();
+        /** For a task with several GPUs: the models of each device, whose queues this entry's executors feed. */
+        final java.util.List<Cached> parts;
         DeviceQueue queue;
 
         Cached(CompiledModel model, Device device) {
+            this(model, device, null);
+        }
+
+        Cached(CompiledModel model, Device device, java.util.List<Cached> parts) {
             this.model = model;
             this.device = device;
+            this.parts = parts;
         }
 
         CompiledModel model() {
@@ -61,6 +70,14 @@ public final class ExecutorModels {
         }
 
         Executor newExecutor(int capacity) {
+            if (parts != null) {
+                java.util.List<dev.kiln.engine.exec.QueuedExecutor> queued = new java.util.ArrayList<>();
+                int share = (capacity + parts.size() - 1) / parts.size();
+                for (Cached part : parts) {
+                    queued.add((dev.kiln.engine.exec.QueuedExecutor) part.newExecutor(share));
+                }
+                return new dev.kiln.engine.exec.SplitExecutor(queued, widths(model.signature().inputs()), widths(model.signature().outputs()), capacity);
+            }
             if (!device.isGpu()) {
                 return model.newExecutor(capacity);
             }
@@ -86,6 +103,9 @@ public final class ExecutorModels {
             Executor e;
             while ((e = pool.pollFirst()) != null) {
                 e.close();
+            }
+            if (parts != null) {
+                return;  // the model and the queues belong to the devices' own entries
             }
             if (queue != null) {
                 queue.close();
@@ -125,6 +145,39 @@ public final class ExecutorModels {
                 cached.pool().addFirst(executor);
             }
         }
+    }
+
+    /**
+     * Borrows an executor of {@code handle}'s model over {@code devices} (a task's GPUs): one device is
+     * {@link #acquire(ModelHandle, Device, int)}; several give an executor that splits every batch across their
+     * queues at once. The model is still loaded once per device and JVM.
+     */
+    public static Lease acquire(ModelHandle handle, java.util.List<Device> devices, int capacity) {
+        if (devices.size() == 1) {
+            return acquire(handle, devices.get(0), capacity);
+        }
+        configureThreads();
+        java.util.List<Cached> parts = new java.util.ArrayList<>();
+        StringBuilder key = new StringBuilder(handle.contentHash()).append('@');
+        for (Device device : devices) {
+            if (!device.isGpu()) {
+                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Only GPUs can be combined in one task; got %s", devices);
+            }
+            parts.add(CACHE.computeIfAbsent(handle.contentHash() + "@" + device, k -> load(handle, device)));
+            key.append(device).append('+');
+        }
+        Cached cached = CACHE.computeIfAbsent(key.toString(), k -> new Cached(parts.get(0).model(), null, java.util.List.copyOf(parts)));
+        Executor executor = cached.pool().pollFirst();
+        if (executor == null) {
+            executor = cached.newExecutor(capacity);
+        }
+        try {
+            executor.ensureCapacity(capacity);
+        } catch (RuntimeException e) {
+            executor.close();
+            throw e;
+        }
+        return new Lease(cached, executor);
     }
 
     /** Borrows an executor of {@code handle}'s model on {@code device} with room for {@code capacity} rows. */

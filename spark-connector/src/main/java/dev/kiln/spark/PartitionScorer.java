@@ -60,8 +60,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.input = input;
         this.partition = task == null ? -1 : task.partitionId();
         this.batchSize = plan.batchSize();
-        Device device = Device.select(plan.device(), task == null ? null : task.resourcesJMap());
-        ExecutorModels.Lease acquired = ExecutorModels.acquire(plan.model(), device, batchSize);
+        java.util.List<Device> devices = Device.selectAll(plan.device(), task == null ? null : task.resourcesJMap());
+        ExecutorModels.Lease acquired = ExecutorModels.acquire(plan.model(), devices, batchSize);
         // A pooled executor may hold more rows than this task's batches; the bound vectors must cover all of them.
         int rowsCapacity = (int) acquired.executor().capacity();
         BufferAllocator child = null;

@@ -16,6 +16,15 @@ class DeviceTest {
     }
 
     @Test
+    void autoUsesEveryGpuTheTaskWasGivenInOrder() {
+        assertThat(Device.selectAll("auto", gpus("3", "5"))).containsExactly(Device.cuda(3), Device.cuda(5));
+        assertThat(Device.selectAll("auto", Map.of())).containsExactly(Device.CPU);
+        assertThat(Device.selectAll("cuda:1", gpus("3", "5"))).containsExactly(Device.cuda(1));
+        assertThatThrownBy(() -> Device.selectAll("auto", gpus("0", "GPU-8f2c")))
+                .hasMessageContaining("Spark assigned GPU address 'GPU-8f2c', which is not a device ordinal");
+    }
+
+    @Test
     void autoTakesTheTasksFirstGpuAndTheCpuWithout() {
         assertThat(Device.select("auto", gpus("3", "5"))).isEqualTo(Device.cuda(3));
         assertThat(Device.select("auto", Map.of())).isEqualTo(Device.CPU);

@@ -213,6 +213,43 @@ class KilnModelTest {
     }
 
     @Test
+    void aTaskWithTwoGpusSplitsEveryBatchAcrossBothDeviceQueues() {
+        Backends.register("cuda", RecordingBackend::new);
+        RecordingBackend.ORDINALS.clear();
+        try {
+            int n = 301;
+            List<float[]> rows = gaussianRows(n, 9);
+            float[] expected = eagerSeedMlp(rows);
+            ModelHandle handle = ModelHandle.create(spark, mlpUri, Long.MAX_VALUE);
+            try (ExecutorModels.Lease lease = ExecutorModels.acquire(handle, List.of(Device.cuda(0), Device.cuda(1)), 128)) {
+                dev.kiln.engine.exec.Executor executor = lease.executor();
+                assertThat(executor).isInstanceOf(dev.kiln.engine.exec.SplitExecutor.class);
+                float[] out = new float[n * 2];
+                for (int start = 0; start < n; start += 128) {
+                    int batch = Math.min(128, n - start);
+                    float[] in = new float[batch * 512];
+                    for (int r = 0; r < batch; r++) {
+                        System.arraycopy(rows.get(start + r), 0, in, r * 512, 512);
+                    }
+                    executor.setInput(0, in, 0, batch);
+                    executor.run(batch);
+                    executor.getOutput(0, out, start * 2);
+                }
+                for (int i = 0; i < out.length; i++) {
+                    assertThat(out[i]).as("output %d", i).isCloseTo(expected[i], within(1e-4f + 1e-4f * Math.abs(expected[i])));
+                }
+            }
+            assertThat(RecordingBackend.ORDINALS).as("backends created").containsExactlyInAnyOrder(0, 1);
+            assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName).filter(t -> t.startsWith("kiln-device-cuda:")))
+                    .as("one queue thread per GPU").containsExactlyInAnyOrder("kiln-device-cuda:0", "kiln-device-cuda:1");
+        } finally {
+            Backends.unregister("cuda");
+            ExecutorModels.closeAll();
+        }
+        assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("kiln-device-")).count()).isZero();
+    }
+
+    @Test
     void acceptsDoubleArraysVectorsAndNumericColumns() {
         // Rows x = [3, 1] -> [5.5, 0] and [-2, 4] -> [6.5, 3], worked out by hand for the hand model.
         StructType schema = new StructType()

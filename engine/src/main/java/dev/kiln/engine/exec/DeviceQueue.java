@@ -64,6 +64,14 @@ public final class DeviceQueue implements AutoCloseable {
 
     /** Scores {@code rows} rows on the device; blocks until this request's outputs are in {@code outputs}. */
     public void run(float[][] inputs, int rows, float[][] outputs) {
+        await(submit(inputs, rows, outputs));
+    }
+
+    /**
+     * Queues {@code rows} rows and returns at once; the future completes when the outputs are in {@code outputs}
+     * (the arrays must not be touched until then). A task with several GPUs submits a slice to each and awaits all.
+     */
+    public CompletableFuture<Void> submit(float[][] inputs, int rows, float[][] outputs) {
         CompletableFuture<Void> done = new CompletableFuture<>();
         synchronized (this) {
             if (closed) {
@@ -71,6 +79,11 @@ public final class DeviceQueue implements AutoCloseable {
             }
             queue.add(new Request(inputs, rows, outputs, done));
         }
+        return done;
+    }
+
+    /** Waits for a {@link #submit}ted request, rethrowing its failure as it happened on the device thread. */
+    public void await(CompletableFuture<Void> done) {
         try {
             done.get();
         } catch (InterruptedException e) {

@@ -117,6 +117,15 @@ public final class QueuedExecutor implements Executor {
 
     @Override
     public void run(long batch) {
+        queue.await(submit(batch));
+        lastBatch = batch;
+    }
+
+    /**
+     * Queues the first {@code batch} rows and returns at once; {@link #finish} waits for them. How a task with
+     * several GPUs ({@link SplitExecutor}) keeps them all busy.
+     */
+    public java.util.concurrent.CompletableFuture<Void> submit(long batch) {
         checkOpen();
         if (batch > capacity) {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Batch %d exceeds the executor's capacity %d; set inputs (or ensureCapacity) first", batch, capacity);
@@ -131,7 +140,13 @@ public final class QueuedExecutor implements Executor {
                 bound[i].get(0, inputs[i], 0, n);
             }
         }
-        queue.run(inputs, rows, outputs);
+        lastBatch = -1;
+        return queue.submit(inputs, rows, outputs);
+    }
+
+    /** Waits for a {@link #submit}ted batch; its outputs are then readable. */
+    public void finish(java.util.concurrent.CompletableFuture<Void> submitted, long batch) {
+        queue.await(submitted);
         lastBatch = batch;
     }
 
