@@ -271,6 +271,13 @@ final class CudaExecutor implements Executor {
         if (batch > capacity) {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Batch %d exceeds the executor's capacity %d; set inputs (or ensureCapacity) first", batch, capacity);
         }
+        for (int i = 0; i < boundInputs.length; i++) {
+            // Capacity may have grown since the buffer was bound: never copy past its end.
+            if (boundInputs[i] != null && boundInputs[i].capacity() < batch * inputRowBytes[i]) {
+                throw KilnException.of(ErrorCode.BAD_INPUT, "Input '%s' is bound to %d bytes; %d rows need %d", graph.inputs().get(i).name(),
+                        boundInputs[i].capacity(), batch, batch * inputRowBytes[i]);
+            }
+        }
         int chunk = 0;
         for (long start = 0; start < batch; start += laneCapacity, chunk++) {
             Lane lane = lanes.get(chunk % LANES);
@@ -345,8 +352,12 @@ final class CudaExecutor implements Executor {
     public void close() {
         if (!closed) {
             closed = true;
-            freeAll();
-            loaded.executorClosed();
+            try {
+                freeAll();
+            } finally {
+                // Even when the device failed (a sticky CUDA error), the model must learn this executor is gone.
+                loaded.executorClosed();
+            }
         }
     }
 }

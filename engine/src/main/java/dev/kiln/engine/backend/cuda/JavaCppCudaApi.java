@@ -47,7 +47,10 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 final class JavaCppCudaApi implements CudaApi {
     private static final int BLOCK = 256;
-    private static final long WORKSPACE_BYTES = 32L << 20;
+    /** cuBLASLt workspace per stream: streams run GEMMs at once, and split-K algorithms must not share partial sums. */
+    private static final long WORKSPACE_BYTES = 16L << 20;
+    /** Plans kept per device before the cache is emptied (each new tail size of a batch makes one). */
+    private static final int MAX_GEMM_PLANS = 64;
 
     private final int ordinal;
     private final String description;
@@ -55,14 +58,13 @@ final class JavaCppCudaApi implements CudaApi {
     private final CUmod_st module = new CUmod_st();
     private final Map<String, CUfunc_st> functions = new ConcurrentHashMap<>();
     private final Map<Long, CUstream_st> streams = new ConcurrentHashMap<>();
+    private final Map<Long, Long> workspaces = new ConcurrentHashMap<>();
     private final Map<ByteBuffer, Pointer> pinned = new IdentityHashMap<>();
     private final cublasLtContext lt;
     private final long workspace;
     private final int computeType;
     private final Map<GemmKey, GemmPlan> gemmPlans = new HashMap<>();
     private final ThreadLocal<Raw[]> scratch = ThreadLocal.withInitial(() -> new Raw[] {new Raw(), new Raw()});
-    private final ThreadLocal<ByteBuffer[]> lastHostBuffer = ThreadLocal.withInitial(() -> new ByteBuffer[1]);
-    private final ThreadLocal<long[]> lastHostAddress = ThreadLocal.withInitial(() -> new long[1]);
 
     /** A pointer at any address (device addresses travel as longs). */
     private static final class Raw extends Pointer {
@@ -93,11 +95,11 @@ final class JavaCppCudaApi implements CudaApi {
                     description);
         }
         maxBlocks = Math.max(1, prop.multiProcessorCount() * 32);
-        check(cudart.cuInit(0), "cuInit");
+        checkDriver(cudart.cuInit(0), "cuInit");
         check(cudart.cudaFree(null), "cudaFree(null) (making the primary context current)");
         byte[] cubin = compile(kernelSource(), major, minor, description);
         BytePointer image = new BytePointer(cubin);
-        check(cudart.cuModuleLoadData(module, image), "cuModuleLoadData(kernels.cu)");
+        checkDriver(cudart.cuModuleLoadData(module, image), "cuModuleLoadData(kernels.cu)");
         computeType = Boolean.getBoolean("kiln.cuda.tf32") ? cublas.CUBLAS_COMPUTE_32F_FAST_TF32 : cublas.CUBLAS_COMPUTE_32F;
         cublasLtContext handle = null;
         long ws = 0;
@@ -188,6 +190,17 @@ final class JavaCppCudaApi implements CudaApi {
         }
     }
 
+    /** Driver API results (cu*) have their own error names. */
+    private void checkDriver(int status, String what) {
+        if (status != 0) {
+            PointerPointer out = new PointerPointer<>(1);
+            cudart.cuGetErrorString(status, out);
+            String message = out.get(0) == null ? "unknown" : new BytePointer(out.get(0)).getString();
+            throw KilnException.of(status == 2 ? ErrorCode.DEVICE_OUT_OF_MEMORY : ErrorCode.BACKEND_UNAVAILABLE,
+                    "cuda:%d: %s failed: %s (CUDA driver error %d)", ordinal, what, message, status);
+        }
+    }
+
     private void checkLt(int status, String what) {
         if (status != cublas.CUBLAS_STATUS_SUCCESS) {
             throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "cuda:%d: %s failed: %s (cuBLAS status %d)", ordinal, what,
@@ -254,14 +267,28 @@ final class JavaCppCudaApi implements CudaApi {
         bind();
         CUstream_st stream = new CUstream_st();
         check(cudart.cudaStreamCreateWithFlags(stream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+        if (lt != null) {
+            try {
+                workspaces.put(stream.address(), malloc(WORKSPACE_BYTES));
+            } catch (RuntimeException e) {
+                cudart.cudaStreamDestroy(stream);
+                throw e;
+            }
+        }
         streams.put(stream.address(), stream);
         return stream.address();
     }
 
     @Override
     public void destroyStream(long stream) {
+        bind();
         CUstream_st s = streams.remove(stream);
         if (s != null) {
+            check(cudart.cudaStreamSynchronize(s), "cudaStreamSynchronize");
+            Long ws = workspaces.remove(stream);
+            if (ws != null) {
+                free(ws);
+            }
             check(cudart.cudaStreamDestroy(s), "cudaStreamDestroy");
         }
     }
@@ -270,19 +297,18 @@ final class JavaCppCudaApi implements CudaApi {
         return id == 0 ? null : streams.get(id);
     }
 
-    /** The address of a direct buffer, remembered for the last buffer this thread used (bound inputs repeat). */
+    /** The address of a direct buffer: page-locked ones are known; others (bound Arrow buffers) are asked. */
     private long hostAddress(ByteBuffer buffer) {
-        ByteBuffer[] last = lastHostBuffer.get();
-        long[] address = lastHostAddress.get();
-        if (last[0] != buffer) {
-            last[0] = buffer;
-            address[0] = new Pointer(buffer).address();
+        Pointer p;
+        synchronized (this) {
+            p = pinned.get(buffer);
         }
-        return address[0];
+        return p != null ? p.address() : new Pointer(buffer).address();
     }
 
     @Override
     public void copyToDevice(long dst, ByteBuffer src, long srcOffset, long bytes, long stream) {
+        bind();
         Raw[] p = scratch.get();
         check(cudart.cudaMemcpyAsync(p[0].at(dst), p[1].at(hostAddress(src) + srcOffset), bytes, cudart.cudaMemcpyHostToDevice, stream(stream)),
                 "cudaMemcpyAsync host to device");
@@ -290,6 +316,7 @@ final class JavaCppCudaApi implements CudaApi {
 
     @Override
     public void copyToHost(ByteBuffer dst, long dstOffset, long src, long bytes, long stream) {
+        bind();
         Raw[] p = scratch.get();
         check(cudart.cudaMemcpyAsync(p[0].at(hostAddress(dst) + dstOffset), p[1].at(src), bytes, cudart.cudaMemcpyDeviceToHost, stream(stream)),
                 "cudaMemcpyAsync device to host");
@@ -297,13 +324,14 @@ final class JavaCppCudaApi implements CudaApi {
 
     @Override
     public void synchronize(long stream) {
+        bind();
         check(cudart.cudaStreamSynchronize(stream(stream)), "cudaStreamSynchronize");
     }
 
     private CUfunc_st function(String name) {
         return functions.computeIfAbsent(name, n -> {
             CUfunc_st f = new CUfunc_st();
-            check(cudart.cuModuleGetFunction(f, module, n), "cuModuleGetFunction(" + n + ")");
+            checkDriver(cudart.cuModuleGetFunction(f, module, n), "cuModuleGetFunction(" + n + ")");
             return f;
         });
     }
@@ -318,6 +346,7 @@ final class JavaCppCudaApi implements CudaApi {
             addresses.put(i, cells.address() + 8L * i);
         }
         PointerPointer params = new PointerPointer(addresses);
+        String what = "launch of " + name;
         return new Launch() {
             @Override
             public void set(int index, long value) {
@@ -335,15 +364,23 @@ final class JavaCppCudaApi implements CudaApi {
 
             @Override
             public void launch(long threads, long stream) {
+                bind();
                 long blocks = Math.min(maxBlocks, (threads + BLOCK - 1) / BLOCK);
                 // The anonymous class holds `addresses` (read here) and `cells`, so their memory lives as long as the launch.
                 assert addresses.address() != 0;
-                check(cudart.cuLaunchKernel(function, (int) blocks, 1, 1, BLOCK, 1, 1, 0, stream(stream), params, null), "launch of " + name);
+                checkDriver(cudart.cuLaunchKernel(function, (int) blocks, 1, 1, BLOCK, 1, 1, 0, stream(stream), params, null), what);
             }
         };
     }
 
-    private record GemmKey(boolean transB, boolean relu, boolean bias, long m, long n, long k, long count, long strideA, long strideB, long strideC) { }
+    private record GemmKey(boolean transB, boolean relu, boolean bias, long m, long n, long k, long count, long strideA, long strideB, long strideC,
+                           int alignLtA, int alignLtB, int alignC) { }
+
+    /** The largest power of two up to 256 dividing the address and the byte stride between matrices. */
+    static int alignment(long address, long strideElements) {
+        long bits = address | (strideElements == 0 ? 0 : 4 * strideElements) | 256;
+        return (int) Long.lowestOneBit(bits);
+    }
 
     /** cuBLASLt descriptors and the algorithm chosen for one GEMM shape, made on its first call. */
     private record GemmPlan(cublasLtMatmulDescOpaque_t desc, PointerPointer biasCell, cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b,
@@ -355,24 +392,41 @@ final class JavaCppCudaApi implements CudaApi {
     @Override
     public void gemm(boolean transB, boolean relu, long a, long b, long bias, long c, long m, long n, long k, long count,
                      long strideA, long strideB, long strideC, long stream) {
+        bind();
         if (lt == null) {
             fallbackGemm(transB, relu, a, b, bias, c, m, n, k, count, strideA, strideB, strideC, stream);
             return;
         }
+        // cuBLASLt assumes 256-byte aligned operands unless told: arena values are 64-byte aligned and batch strides
+        // may be 4, so each operand's alignment (address and stride) goes into the plan.
+        GemmKey key = new GemmKey(transB, relu, bias != 0, m, n, k, count, strideA, strideB, strideC,
+                alignment(b, strideB), alignment(a, strideA), alignment(c, strideC));
         GemmPlan plan;
         synchronized (gemmPlans) {
-            plan = gemmPlans.computeIfAbsent(new GemmKey(transB, relu, bias != 0, m, n, k, count, strideA, strideB, strideC), this::newPlan);
+            plan = gemmPlans.get(key);
+            if (plan == null) {
+                if (gemmPlans.size() >= MAX_GEMM_PLANS) {
+                    destroyPlans();
+                }
+                plan = newPlan(key);
+                gemmPlans.put(key, plan);
+            }
         }
-        if (bias != 0) {
-            plan.biasCell().put(0, new Raw().at(bias));
-            checkLt(cublas.cublasLtMatmulDescSetAttribute(plan.desc(), cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, plan.biasCell(),
-                    Loader.sizeof(Pointer.class)), "bias pointer");
+        Long ws = workspaces.get(stream);
+        long workspaceAddress = ws != null ? ws : workspace;
+        // The bias pointer is an attribute of the shared descriptor: set it and queue the GEMM as one step.
+        synchronized (plan) {
+            if (bias != 0) {
+                plan.biasCell().put(0, new Raw().at(bias));
+                checkLt(cublas.cublasLtMatmulDescSetAttribute(plan.desc(), cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, plan.biasCell(),
+                        Loader.sizeof(Pointer.class)), "bias pointer");
+            }
+            Raw[] p = scratch.get();
+            Raw cPointer = new Raw().at(c);
+            // Row-major C = A op(B) is column-major C^T = op(B)^T A^T: cuBLASLt's A is our B, its B our A.
+            checkLt(cublas.cublasLtMatmul(lt, plan.desc(), ONE, p[0].at(b), plan.a(), p[1].at(a), plan.b(), ZERO, cPointer, plan.c(), cPointer,
+                    plan.c(), plan.algo().algo(), new Raw().at(workspaceAddress), WORKSPACE_BYTES, stream(stream)), "cublasLtMatmul");
         }
-        Raw[] p = scratch.get();
-        Raw cPointer = new Raw().at(c);
-        // Row-major C = A op(B) is column-major C^T = op(B)^T A^T: cuBLASLt's A is our B, its B our A.
-        checkLt(cublas.cublasLtMatmul(lt, plan.desc(), ONE, p[0].at(b), plan.a(), p[1].at(a), plan.b(), ZERO, cPointer, plan.c(), cPointer, plan.c(),
-                plan.algo().algo(), new Raw().at(workspace), WORKSPACE_BYTES, stream(stream)), "cublasLtMatmul");
     }
 
     private GemmPlan newPlan(GemmKey key) {
@@ -393,6 +447,11 @@ final class JavaCppCudaApi implements CudaApi {
         cublasLtMatmulPreferenceOpaque_t pref = new cublasLtMatmulPreferenceOpaque_t(out.get(0));
         LongPointer ws = new LongPointer(1).put(WORKSPACE_BYTES);
         checkLt(cublas.cublasLtMatmulPreferenceSetAttribute(pref, cublas.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws, 8), "workspace preference");
+        int[][] aligns = {{cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.alignLtA()}, {cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.alignLtB()},
+                {cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignC()}, {cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.alignC()}};
+        for (int[] align : aligns) {
+            checkLt(cublas.cublasLtMatmulPreferenceSetAttribute(pref, align[0], new IntPointer(1).put(align[1]), 4), "alignment preference");
+        }
         cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t(1);
         int[] found = new int[1];
         checkLt(cublas.cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 1, result, found), "cublasLtMatmulAlgoGetHeuristic");
@@ -439,20 +498,34 @@ final class JavaCppCudaApi implements CudaApi {
         for (int i = 0; i < 12; i++) {
             addresses.put(i, cells.address() + 8L * i);
         }
-        check(cudart.cuLaunchKernel(function("kiln_gemm"), (int) ((n + 15) / 16), (int) ((m + 15) / 16), (int) count, 16, 16, 1, 0, stream(stream),
-                new PointerPointer(addresses), null), "launch of kiln_gemm");
+        // Rows of tiles on grid x (up to 2^31 - 1), columns on y; matrices on z in slices of at most 65535.
+        PointerPointer params = new PointerPointer(addresses);
+        for (long z0 = 0; z0 < count; z0 += 65_535) {
+            cells.putLong(0, a + 4 * z0 * strideA);
+            cells.putLong(8, b + 4 * z0 * strideB);
+            cells.putLong(24, c + 4 * z0 * strideC);
+            checkDriver(cudart.cuLaunchKernel(function("kiln_gemm"), (int) ((m + 15) / 16), (int) ((n + 15) / 16), (int) Math.min(65_535, count - z0),
+                    16, 16, 1, 0, stream(stream), params, null), "launch of kiln_gemm");
+        }
+        // cuLaunchKernel has copied the argument values; until then `cells` must stay reachable.
+        java.lang.ref.Reference.reachabilityFence(cells);
+    }
+
+    private void destroyPlans() {
+        for (GemmPlan plan : gemmPlans.values()) {
+            cublas.cublasLtMatrixLayoutDestroy(plan.a());
+            cublas.cublasLtMatrixLayoutDestroy(plan.b());
+            cublas.cublasLtMatrixLayoutDestroy(plan.c());
+            cublas.cublasLtMatmulDescDestroy(plan.desc());
+        }
+        gemmPlans.clear();
     }
 
     @Override
     public void close() {
+        bind();
         synchronized (gemmPlans) {
-            for (GemmPlan plan : gemmPlans.values()) {
-                cublas.cublasLtMatrixLayoutDestroy(plan.a());
-                cublas.cublasLtMatrixLayoutDestroy(plan.b());
-                cublas.cublasLtMatrixLayoutDestroy(plan.c());
-                cublas.cublasLtMatmulDescDestroy(plan.desc());
-            }
-            gemmPlans.clear();
+            destroyPlans();
         }
         if (workspace != 0) {
             free(workspace);

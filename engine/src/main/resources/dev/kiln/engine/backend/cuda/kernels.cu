@@ -239,7 +239,7 @@ __global__ void kiln_pool2d(const float* x, float* y, long long n, int mode, con
 
 // Row-major C[m, n] = A[m, k] * op(B) + bias, op(B) = B[n, k]^T (transB 1, dense weights) or B[k, n] (transB 0), then
 // the activation; `count` matrices spaced by the strides (stride 0: shared). The fallback GEMM when cuBLASLt is not
-// installed: 16x16 tiles through shared memory, one output per thread, grid (n/16, m/16, count).
+// installed: 16x16 tiles through shared memory, one output per thread, grid (m/16, n/16, matrices), block (16, 16).
 __global__ void kiln_gemm(const float* a, const float* b, const float* bias, float* c, int m, int n, int k, int transB,
                           long long strideA, long long strideB, long long strideC, int act) {
     __shared__ float ta[16][17];
@@ -248,8 +248,8 @@ __global__ void kiln_gemm(const float* a, const float* b, const float* bias, flo
     a += z * strideA;
     b += z * strideB;
     c += z * strideC;
-    int row = blockIdx.y * 16 + threadIdx.y;
-    int col = blockIdx.x * 16 + threadIdx.x;
+    int row = blockIdx.x * 16 + threadIdx.y;
+    int col = blockIdx.y * 16 + threadIdx.x;
     float sum = 0.0f;
     for (int t = 0; t < k; t += 16) {
         int ak = t + threadIdx.x;

@@ -243,4 +243,14 @@ class CudaBackendTest {
             assertThat(ptx).contains(".entry " + kernel);
         }
     }
+
+    @Test
+    void cublasLtIsToldEachOperandsTrueAlignment() {
+        // Powers of two worked out by hand: 0x1000 is 256-aligned (the most cuBLASLt asks), 0x1040 only 64 (the memory
+        // planner's alignment), and a batch stride of 3 floats (12 bytes) leaves 4.
+        assertThat(JavaCppCudaApi.alignment(0x1000, 0)).isEqualTo(256);
+        assertThat(JavaCppCudaApi.alignment(0x1040, 0)).isEqualTo(64);
+        assertThat(JavaCppCudaApi.alignment(0x1000, 3)).isEqualTo(4);
+        assertThat(JavaCppCudaApi.alignment(0x1000, 64)).isEqualTo(256);
+    }
 }
