@@ -60,4 +60,38 @@ public final class CudaBackend implements Backend {
     public static void check(CompiledModel model) {
         CudaLoadedModel.check(model.graph());
     }
+
+    /**
+     * Host-to-device bandwidth from page-locked memory, bytes per second: the median of {@code reps} copies of
+     * {@code bytes} (after one warm-up copy). The bound the GPU check compares scoring throughput with.
+     */
+    public double hostToDeviceBandwidth(long bytes, int reps) {
+        java.nio.ByteBuffer host = api.mallocHost(bytes);
+        long device = 0;
+        long stream = 0;
+        try {
+            device = api.malloc(bytes);
+            stream = api.createStream();
+            double[] rates = new double[reps];
+            for (int r = -1; r < reps; r++) {
+                long start = System.nanoTime();
+                api.copyToDevice(device, host, 0, bytes, stream);
+                api.synchronize(stream);
+                long nanos = System.nanoTime() - start;
+                if (r >= 0) {
+                    rates[r] = bytes * 1e9 / nanos;
+                }
+            }
+            java.util.Arrays.sort(rates);
+            return rates[reps / 2];
+        } finally {
+            if (stream != 0) {
+                api.destroyStream(stream);
+            }
+            if (device != 0) {
+                api.free(device);
+            }
+            api.freeHost(host);
+        }
+    }
 }
