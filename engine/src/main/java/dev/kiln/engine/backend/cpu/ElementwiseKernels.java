@@ -100,6 +100,9 @@ final class ElementwiseKernels {
         }
         int inner = (int) shape.dims().subList(last + 1, shape.rank()).stream().mapToLong(d -> d.size()).reduce(1, (a, b) -> a * b);
         boolean mean = op.equals(OpRegistry.REDUCE_MEAN);
+        if (inner == 1) {
+            return trailingReduce(in, out, run, mean);
+        }
         float[] block = new float[run * inner];
         double[] sums = new double[inner];
         float[] results = new float[inner];
@@ -120,6 +123,46 @@ final class ElementwiseKernels {
                     results[i] = (float) (mean ? sums[i] / run : sums[i]);
                 }
                 dst.put(out.offset() + o * inner, results, 0, inner);
+            }
+        };
+    }
+
+    /**
+     * Sums (or means) of rows of {@code run} contiguous values, one per output (global average pooling, a mean over
+     * the last axis): many rows per bulk read and four independent double accumulators per row, instead of one dependent
+     * add chain and one small buffer read and write per output (which measured 20% of the CNN).
+     */
+    private static Kernel trailingReduce(Slot in, Slot out, int run, boolean mean) {
+        int rowsPerChunk = Math.max(1, 8192 / run);
+        float[] chunk = new float[rowsPerChunk * run];
+        float[] results = new float[rowsPerChunk];
+        FloatBuffer src = in.buffer();
+        FloatBuffer dst = out.buffer();
+        return batch -> {
+            int outer = in.elementCount(batch) / run;
+            for (int o0 = 0; o0 < outer; o0 += rowsPerChunk) {
+                int rows = Math.min(rowsPerChunk, outer - o0);
+                src.get(in.offset() + o0 * run, chunk, 0, rows * run);
+                for (int r = 0; r < rows; r++) {
+                    int base = r * run;
+                    double s0 = 0;
+                    double s1 = 0;
+                    double s2 = 0;
+                    double s3 = 0;
+                    int k = 0;
+                    for (; k + 3 < run; k += 4) {
+                        s0 += chunk[base + k];
+                        s1 += chunk[base + k + 1];
+                        s2 += chunk[base + k + 2];
+                        s3 += chunk[base + k + 3];
+                    }
+                    for (; k < run; k++) {
+                        s0 += chunk[base + k];
+                    }
+                    double sum = (s0 + s1) + (s2 + s3);
+                    results[r] = (float) (mean ? sum / run : sum);
+                }
+                dst.put(out.offset() + o0, results, 0, rows);
             }
         };
     }

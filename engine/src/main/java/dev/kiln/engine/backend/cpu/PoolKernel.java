@@ -22,6 +22,7 @@ final class PoolKernel implements Kernel {
     private final boolean countPads;
     private final float[] plane;
     private final float[] result;
+    private final float[] rowPairs;
 
     PoolKernel(String op, Slot x, Slot out, Attributes attributes) {
         this.x = x;
@@ -31,6 +32,7 @@ final class PoolKernel implements Kernel {
         this.countPads = attributes.getLong("count_include_pad", 0) != 0;
         this.plane = new float[g.h() * g.w()];
         this.result = new float[g.oh() * g.ow()];
+        this.rowPairs = new float[2 * g.ow()];
     }
 
     @Override
@@ -93,22 +95,28 @@ final class PoolKernel implements Kernel {
         }
     }
 
-    /** The common 2x2, stride 2, unpadded window: four loads and three integer maxes per output, no inner loops. */
+    /**
+     * The common 2x2, stride 2, unpadded window in two passes: the maximum of each pair of rows, elementwise over
+     * contiguous arrays (Math.max, which the JIT vectorizes here and which keeps NaN and ranks -0 below +0), then of
+     * each pair of columns with the branch-free integer ranking. Half the per-output work of four ranked loads.
+     */
     private void maxPlane2x2() {
         int w = g.w();
         int ow = g.ow();
+        int span = 2 * ow;
+        float[] pairs = rowPairs;
         for (int oy = 0; oy < g.oh(); oy++) {
             int r0 = 2 * oy * w;
             int r1 = r0 + w;
+            for (int i = 0; i < span; i++) {
+                pairs[i] = Math.max(plane[r0 + i], plane[r1 + i]);
+            }
             int o = oy * ow;
             for (int ox = 0; ox < ow; ox++) {
-                float a = plane[r0 + 2 * ox];
-                float b = plane[r0 + 2 * ox + 1];
-                float c = plane[r1 + 2 * ox];
-                float d = plane[r1 + 2 * ox + 1];
-                int m = Math.max(Math.max(key(a), key(b)), Math.max(key(c), key(d)));
-                int nan = ((0x7f800000 - (Float.floatToRawIntBits(a) & 0x7fffffff)) | (0x7f800000 - (Float.floatToRawIntBits(b) & 0x7fffffff))
-                        | (0x7f800000 - (Float.floatToRawIntBits(c) & 0x7fffffff)) | (0x7f800000 - (Float.floatToRawIntBits(d) & 0x7fffffff))) >>> 31;
+                float a = pairs[2 * ox];
+                float b = pairs[2 * ox + 1];
+                int m = Math.max(key(a), key(b));
+                int nan = ((0x7f800000 - (Float.floatToRawIntBits(a) & 0x7fffffff)) | (0x7f800000 - (Float.floatToRawIntBits(b) & 0x7fffffff))) >>> 31;
                 result[o + ox] = nan != 0 ? Float.NaN : Float.intBitsToFloat(m ^ ((m >> 31) & 0x7fffffff));
             }
         }
