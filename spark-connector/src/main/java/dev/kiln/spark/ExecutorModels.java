@@ -167,23 +167,18 @@ public final class ExecutorModels {
             key.append(device).append('+');
         }
         Cached cached = CACHE.computeIfAbsent(key.toString(), k -> new Cached(parts.get(0).model(), null, java.util.List.copyOf(parts)));
-        Executor executor = cached.pool().pollFirst();
-        if (executor == null) {
-            executor = cached.newExecutor(capacity);
-        }
-        try {
-            executor.ensureCapacity(capacity);
-        } catch (RuntimeException e) {
-            executor.close();
-            throw e;
-        }
-        return new Lease(cached, executor);
+        return lease(cached, capacity);
     }
 
     /** Borrows an executor of {@code handle}'s model on {@code device} with room for {@code capacity} rows. */
     public static Lease acquire(ModelHandle handle, Device device, int capacity) {
         configureThreads();
         Cached cached = CACHE.computeIfAbsent(handle.contentHash() + "@" + device, key -> load(handle, device));
+        return lease(cached, capacity);
+    }
+
+    /** A pooled executor of {@code cached} (or a new one) with room for {@code capacity} rows. */
+    private static Lease lease(Cached cached, int capacity) {
         Executor executor = cached.pool().pollFirst();
         if (executor == null) {
             executor = cached.newExecutor(capacity);

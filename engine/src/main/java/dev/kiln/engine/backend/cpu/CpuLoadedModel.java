@@ -1,8 +1,6 @@
 package dev.kiln.engine.backend.cpu;
 
-import dev.kiln.engine.ErrorCode;
-import dev.kiln.engine.KilnException;
-import dev.kiln.engine.backend.Backend;
+import dev.kiln.engine.backend.SharedStatics;
 import dev.kiln.engine.exec.CompiledModel;
 import dev.kiln.engine.exec.Executor;
 import dev.kiln.engine.ir.Graph;
@@ -19,13 +17,11 @@ import java.util.Map;
  * A model's constants and parameters off the heap, written once and then only read, by every executor thread.
  * Owns those blocks; {@link #close} frees them (executors must be closed first).
  */
-final class CpuLoadedModel implements Backend.LoadedModel {
+final class CpuLoadedModel extends SharedStatics {
     private final CompiledModel model;
     private final Map<Value, FloatPointer> blocks = new IdentityHashMap<>();
     private final Map<Value, FloatBuffer> views = new IdentityHashMap<>();
     private long bytes;
-    private int liveExecutors;
-    private boolean closeRequested;
 
     CpuLoadedModel(CompiledModel model) {
         this.model = model;
@@ -45,7 +41,7 @@ final class CpuLoadedModel implements Backend.LoadedModel {
                 }
             }
         } catch (RuntimeException e) {
-            freeBlocks();
+            freeStatics();
             throw e;
         }
     }
@@ -64,31 +60,8 @@ final class CpuLoadedModel implements Backend.LoadedModel {
     }
 
     @Override
-    public Executor newExecutor(long capacity) {
-        synchronized (this) {
-            if (closeRequested) {
-                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The compiled model is closed; no new executors");
-            }
-            liveExecutors++;
-        }
-        try {
-            return new CpuExecutor(this, capacity);
-        } catch (RuntimeException e) {
-            executorClosed();
-            throw e;
-        }
-    }
-
-    /** Called by each executor when it closes: the weights are freed once the model is closed and no executor runs. */
-    void executorClosed() {
-        boolean free;
-        synchronized (this) {
-            liveExecutors--;
-            free = closeRequested && liveExecutors == 0;
-        }
-        if (free) {
-            freeBlocks();
-        }
+    protected Executor createExecutor(long capacity) {
+        return new CpuExecutor(this, capacity);
     }
 
     @Override
@@ -96,23 +69,8 @@ final class CpuLoadedModel implements Backend.LoadedModel {
         return bytes;
     }
 
-    /** Frees the weights now if no executor is open, else when the last one closes (executors never see freed memory). */
     @Override
-    public void close() {
-        boolean free;
-        synchronized (this) {
-            if (closeRequested) {
-                return;
-            }
-            closeRequested = true;
-            free = liveExecutors == 0;
-        }
-        if (free) {
-            freeBlocks();
-        }
-    }
-
-    private synchronized void freeBlocks() {
+    protected synchronized void freeStatics() {
         for (FloatPointer block : blocks.values()) {
             block.close();
         }

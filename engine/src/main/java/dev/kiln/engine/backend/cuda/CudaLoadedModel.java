@@ -1,8 +1,6 @@
 package dev.kiln.engine.backend.cuda;
 
-import dev.kiln.engine.ErrorCode;
-import dev.kiln.engine.KilnException;
-import dev.kiln.engine.backend.Backend;
+import dev.kiln.engine.backend.SharedStatics;
 import dev.kiln.engine.exec.CompiledModel;
 import dev.kiln.engine.exec.Executor;
 import dev.kiln.engine.ir.Graph;
@@ -21,13 +19,11 @@ import java.util.Map;
  * JVM. Checks at load that every op has a GPU kernel and that inputs and outputs are batch-first. Owns the device
  * blocks of the weights; {@link #close} frees them once the last executor has closed.
  */
-final class CudaLoadedModel implements Backend.LoadedModel {
+final class CudaLoadedModel extends SharedStatics {
     private final CompiledModel model;
     private final CudaApi api;
     private final Map<Value, Long> statics = new IdentityHashMap<>();
     private long bytes;
-    private int liveExecutors;
-    private boolean closeRequested;
 
     CudaLoadedModel(CompiledModel model, CudaApi api) {
         this.model = model;
@@ -91,54 +87,17 @@ final class CudaLoadedModel implements Backend.LoadedModel {
     }
 
     @Override
-    public Executor newExecutor(long capacity) {
-        synchronized (this) {
-            if (closeRequested) {
-                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The compiled model is closed; no new executors");
-            }
-            liveExecutors++;
-        }
-        try {
-            return new CudaExecutor(this, capacity);
-        } catch (RuntimeException e) {
-            executorClosed();
-            throw e;
-        }
+    protected Executor createExecutor(long capacity) {
+        return new CudaExecutor(this, capacity);
     }
 
-    void executorClosed() {
-        boolean free;
-        synchronized (this) {
-            liveExecutors--;
-            free = closeRequested && liveExecutors == 0;
-        }
-        if (free) {
-            freeStatics();
-        }
-    }
-
-    /** Device bytes of the weights. */
     @Override
     public long staticBytes() {
         return bytes;
     }
 
     @Override
-    public void close() {
-        boolean free;
-        synchronized (this) {
-            if (closeRequested) {
-                return;
-            }
-            closeRequested = true;
-            free = liveExecutors == 0;
-        }
-        if (free) {
-            freeStatics();
-        }
-    }
-
-    private synchronized void freeStatics() {
+    protected synchronized void freeStatics() {
         for (long address : statics.values()) {
             api.free(address);
         }
