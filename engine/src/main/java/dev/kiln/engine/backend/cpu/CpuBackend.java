@@ -45,6 +45,8 @@ public final class CpuBackend implements Backend {
                 return RowKernels.layerNorm(inputs[0], inputs[1], inputs[2], outputs[0], node.attributes());
             case OpRegistry.SOFTMAX:
                 return RowKernels.softmax(inputs[0], outputs[0], node.attributes());
+            case OpRegistry.SPLIT:
+                return RowKernels.split(inputs[0], outputs, node.attributes());
             case OpRegistry.TRANSPOSE:
                 return RowKernels.transpose(inputs[0], outputs[0], node.attributes());
             case OpRegistry.REDUCE_MEAN:

@@ -41,4 +41,42 @@ final class VectorMath {
             a[i] = dev.kiln.engine.ops.MathFunctions.geluFast(a[i]);
         }
     }
+
+    static int lanes() {
+        return SPECIES.length();
+    }
+
+    /**
+     * Softmax of each of {@code rows} rows of {@code n} values in {@code a} (n a multiple of the lane count: attention
+     * rows of 16 are one AVX-512 vector): max, exp and sum stay in lanes, no per-row copies. A NaN anywhere in a row
+     * makes the whole row NaN, as in the scalar kernel.
+     */
+    static void softmaxRows(float[] a, int rows, int n) {
+        int lanes = SPECIES.length();
+        for (int r = 0; r < rows; r++) {
+            int base = r * n;
+            FloatVector max = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
+            boolean nan = false;
+            for (int i = 0; i < n; i += lanes) {
+                FloatVector v = FloatVector.fromArray(SPECIES, a, base + i);
+                nan |= v.test(VectorOperators.IS_NAN).anyTrue();
+                max = max.max(v);
+            }
+            if (nan) {
+                java.util.Arrays.fill(a, base, base + n, Float.NaN);
+                continue;
+            }
+            float shift = max.reduceLanes(VectorOperators.MAX);
+            FloatVector sum = FloatVector.zero(SPECIES);
+            for (int i = 0; i < n; i += lanes) {
+                FloatVector e = FloatVector.fromArray(SPECIES, a, base + i).sub(shift).lanewise(VectorOperators.EXP);
+                e.intoArray(a, base + i);
+                sum = sum.add(e);
+            }
+            float scale = (float) (1.0 / sum.reduceLanes(VectorOperators.ADD));
+            for (int i = 0; i < n; i += lanes) {
+                FloatVector.fromArray(SPECIES, a, base + i).mul(scale).intoArray(a, base + i);
+            }
+        }
+    }
 }

@@ -150,8 +150,8 @@ class CpuKernelsTest {
 
     @Test
     void softmaxAndTransposeMatchTheReferenceKernels() {
-        // {600, 16}: more rows than one bulk chunk holds (256 of 16).
-        for (long[] shape : new long[][] {{1, 1}, {3, 17}, {2, 4, 16, 16}, {5, 513}, {600, 16}}) {
+        // {600, 16}: more rows than one bulk chunk holds (256 of 16); rows of 16, 32, 64 stay in vector lanes.
+        for (long[] shape : new long[][] {{1, 1}, {3, 17}, {2, 4, 16, 16}, {5, 513}, {600, 16}, {9, 32}, {300, 64}}) {
             float[] x = values((int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b), true);
             Attributes last = Attributes.of("axis", -1L);
             float[][] r = both(OpRegistry.SOFTMAX, last, shape, x, (xs, out) -> RowKernels.softmax(xs, out, last));
@@ -165,6 +165,44 @@ class CpuKernelsTest {
             Attributes perm = Attributes.of("perm", c[1]);
             float[][] r = both(OpRegistry.TRANSPOSE, perm, c[0], x, (xs, out) -> RowKernels.transpose(xs, out, perm));
             assertThat(r[0]).as("transpose %s %s", java.util.Arrays.toString(c[0]), java.util.Arrays.toString(c[1])).containsExactly(r[1]);
+        }
+    }
+
+    @Test
+    void splitMatchesTheReferenceKernelOnRandomShapes() {
+        for (int trial = 0; trial < 60; trial++) {
+            int rank = 2 + RANDOM.nextInt(3);
+            long[] shape = new long[rank];
+            for (int d = 0; d < rank; d++) {
+                shape[d] = 1 + RANDOM.nextInt(6);
+            }
+            int axis = 1 + RANDOM.nextInt(rank - 1);
+            int pieces = 1 + RANDOM.nextInt((int) shape[axis]);
+            long[] sizes = new long[pieces];
+            long left = shape[axis];
+            for (int k = 0; k < pieces - 1; k++) {
+                sizes[k] = 1 + RANDOM.nextInt((int) (left - (pieces - 1 - k)));
+                left -= sizes[k];
+            }
+            sizes[pieces - 1] = left;
+            Attributes a = Attributes.of("axis", (long) (RANDOM.nextBoolean() ? axis : axis - rank), "sizes", sizes);
+            TensorType in = TensorType.float32(Shape.of(shape));
+            List<TensorType> outTypes = OpRegistry.get(OpRegistry.SPLIT).inferTypes(List.of(in), a);
+            float[] x = values((int) in.shape().elementCount(), true);
+            Slot[] fast = new Slot[pieces];
+            Slot[] ref = new Slot[pieces];
+            for (int k = 0; k < pieces; k++) {
+                int count = (int) outTypes.get(k).shape().elementCount();
+                fast[k] = new Slot(direct(2, new float[count]), 2, outTypes.get(k));
+                ref[k] = new Slot(FloatBuffer.allocate(count), 0, outTypes.get(k));
+            }
+            RowKernels.split(new Slot(direct(1, x), 1, in), fast, a).run(shape[0]);
+            OpRegistry.get(OpRegistry.SPLIT).newKernel(new Slot[] {new Slot(FloatBuffer.wrap(x), 0, in)}, ref, a).run(shape[0]);
+            for (int k = 0; k < pieces; k++) {
+                float[] got = new float[ref[k].buffer().capacity()];
+                fast[k].buffer().get(2, got, 0, got.length);
+                assertThat(got).as("split %s %s piece %d", java.util.Arrays.toString(shape), a, k).containsExactly(ref[k].buffer().array());
+            }
         }
     }
 
