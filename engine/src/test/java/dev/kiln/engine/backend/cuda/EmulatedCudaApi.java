@@ -19,7 +19,7 @@ import java.util.TreeMap;
  * by line, plus a row-major GEMM. It counts live device and pinned allocations so tests can prove nothing leaks, and
  * can be given a memory limit to make allocations fail as a full GPU does.
  */
-final class EmulatedCudaApi implements CudaApi {
+public final class EmulatedCudaApi implements CudaApi {
     private static final long BLOCK_SPACING = 1L << 36;
 
     private final TreeMap<Long, ByteBuffer> device = new TreeMap<>();
@@ -33,19 +33,19 @@ final class EmulatedCudaApi implements CudaApi {
     /** Every kernel prepared, with the C types of its arguments as the lowering declared them. */
     final Map<String, List<ArgKind>> prepared = new TreeMap<>();
 
-    EmulatedCudaApi() {
+    public EmulatedCudaApi() {
         this(Long.MAX_VALUE);
     }
 
-    EmulatedCudaApi(long memoryLimit) {
+    public EmulatedCudaApi(long memoryLimit) {
         this.memoryLimit = memoryLimit;
     }
 
-    int liveDeviceBlocks() {
+    public int liveDeviceBlocks() {
         return device.size();
     }
 
-    int livePinnedBuffers() {
+    public int livePinnedBuffers() {
         return pinned.size();
     }
 
