@@ -348,6 +348,9 @@ final class JavaCppCudaApi implements CudaApi {
         PointerPointer params = new PointerPointer(addresses);
         String what = "launch of " + name;
         return new Launch() {
+            /** cuLaunchKernel reads the cells through this array: it lives as long as the launch. */
+            private final LongPointer cellAddresses = addresses;
+
             @Override
             public void set(int index, long value) {
                 if (kinds[index] == ArgKind.INT) {
@@ -366,8 +369,6 @@ final class JavaCppCudaApi implements CudaApi {
             public void launch(long threads, long stream) {
                 bind();
                 long blocks = Math.min(maxBlocks, (threads + BLOCK - 1) / BLOCK);
-                // The anonymous class holds `addresses` (read here) and `cells`, so their memory lives as long as the launch.
-                assert addresses.address() != 0;
                 checkDriver(cudart.cuLaunchKernel(function, (int) blocks, 1, 1, BLOCK, 1, 1, 0, stream(stream), params, null), what);
             }
         };

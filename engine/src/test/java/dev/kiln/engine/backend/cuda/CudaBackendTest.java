@@ -69,7 +69,7 @@ class CudaBackendTest {
     @Test
     void aLargeBatchIsCutIntoChunksThatAlternateBetweenTwoStreamsAndEveryRowComesBack() {
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
-        int batch = 2_050;  // capacity 2050: lanes of 513 rows, so 4 full chunks and no remainder... plus the odd row below
+        int batch = 2_050;  // capacity 2050: lanes of ceil(2050 / 4) = 513 rows
         TensorData x = TestGraphs.random(new long[] {batch, 512}, 3);
         EmulatedCudaApi gpu = new EmulatedCudaApi();
         float[] actual = runOnGpu(gpu, entry.block(), entry.signature(), x);
