@@ -24,9 +24,12 @@ import java.util.Map;
  * bandwidth measured in the same run, and the fraction of the bandwidth bound (2 KB of input per row) reached.
  * Prints a Markdown table; exits 1 when a model does not match.
  *
- * <p>Usage: {@code GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536]}
+ * <p>Usage: {@code GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536] [--chunks 4,8]} (chunks: how many
+ * pieces a batch is cut into so that copies overlap compute, {@code -Dkiln.cuda.chunks}; one table row per value).
  */
 public final class GpuCheck {
+    private static final String USAGE = "GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536] [--chunks 4,8]";
+
     private GpuCheck() {
     }
 
@@ -35,12 +38,14 @@ public final class GpuCheck {
         int device = 0;
         int reps = 5;
         long[] batches = {4096, 65536};
+        int[] chunkCounts = {4};
         for (int i = 1; i + 1 < args.length; i += 2) {
             switch (args[i]) {
                 case "--device" -> device = Integer.parseInt(args[i + 1]);
                 case "--reps" -> reps = Integer.parseInt(args[i + 1]);
                 case "--batches" -> batches = Arrays.stream(args[i + 1].split(",")).mapToLong(Long::parseLong).toArray();
-                default -> throw new IllegalArgumentException("Unknown option " + args[i] + "; usage: GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536]");
+                case "--chunks" -> chunkCounts = Arrays.stream(args[i + 1].split(",")).mapToInt(Integer::parseInt).toArray();
+                default -> throw new IllegalArgumentException("Unknown option " + args[i] + "; usage: " + USAGE);
             }
         }
         CudaBackend gpu = CudaBackend.forDevice(device);
@@ -61,15 +66,18 @@ public final class GpuCheck {
         System.out.println();
         double bandwidth = gpu.hostToDeviceBandwidth(256L << 20, reps);
         System.out.printf("Host-to-device bandwidth (256 MiB from page-locked memory, median of %d): %.2f GB/s%n%n", reps, bandwidth / 1e9);
-        System.out.println("| seed MLP batch | rows/s (median of " + reps + ") | min-max | bandwidth bound (rows/s, 2 KB/row) | fraction of bound |");
-        System.out.println("|---|---|---|---|---|");
+        System.out.println("| seed MLP batch | chunks | rows/s (median of " + reps + ") | min-max | bandwidth bound (rows/s, 2 KB/row) | fraction of bound |");
+        System.out.println("|---|---|---|---|---|---|");
         Graph mlp = OnnxImporter.importModel(models.resolve("mlp").resolve("model.onnx"));
         try (CompiledModel model = Kiln.compile(mlp, PassPipeline.standard(), gpu)) {
             for (long batch : batches) {
-                double[] rates = throughput(model, batch, reps);
-                double bound = bandwidth / (512 * 4);
-                System.out.printf("| %,d | %,.0f | %,.0f-%,.0f | %,.0f | %.0f%% |%n", batch, rates[reps / 2], rates[0], rates[reps - 1], bound,
-                        100 * rates[reps / 2] / bound);
+                for (int chunks : chunkCounts) {
+                    System.setProperty("kiln.cuda.chunks", Integer.toString(chunks));
+                    double[] rates = throughput(model, batch, reps);
+                    double bound = bandwidth / (512 * 4);
+                    System.out.printf("| %,d | %d | %,.0f | %,.0f-%,.0f | %,.0f | %.0f%% |%n", batch, chunks, rates[reps / 2], rates[0], rates[reps - 1],
+                            bound, 100 * rates[reps / 2] / bound);
+                }
             }
         }
         System.exit(ok ? 0 : 1);

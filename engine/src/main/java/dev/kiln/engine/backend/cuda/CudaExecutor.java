@@ -25,8 +25,12 @@ import java.util.List;
 final class CudaExecutor implements Executor {
     /** Lanes: two streams are enough to keep the copy engine and the SMs busy at once. */
     static final int LANES = 2;
-    /** A batch is cut into this many chunks when it is large enough for the overlap to pay. */
-    static final int CHUNKS = 4;
+    /**
+     * A batch is cut into this many chunks when it is large enough for the overlap to pay ({@code -Dkiln.cuda.chunks},
+     * default 4, read when an executor is built): only the first chunk's copy in and the last one's compute and copy
+     * out are not hidden behind other work.
+     */
+    static final int DEFAULT_CHUNKS = 4;
     /** Rows below which a batch runs as one chunk. */
     static final int MIN_CHUNK_ROWS = 256;
 
@@ -69,7 +73,16 @@ final class CudaExecutor implements Executor {
 
     /** The rows one lane holds for {@code capacity}: a quarter of large capacities, so that a full batch overlaps. */
     static long laneCapacity(long capacity) {
-        return capacity >= (long) CHUNKS * MIN_CHUNK_ROWS ? (capacity + CHUNKS - 1) / CHUNKS : capacity;
+        int chunks = chunks();
+        return capacity >= (long) chunks * MIN_CHUNK_ROWS ? (capacity + chunks - 1) / chunks : capacity;
+    }
+
+    static int chunks() {
+        int chunks = Integer.getInteger("kiln.cuda.chunks", DEFAULT_CHUNKS);
+        if (chunks < 1) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "-Dkiln.cuda.chunks must be at least 1, got %d", chunks);
+        }
+        return chunks;
     }
 
     private void build(long newCapacity) {
