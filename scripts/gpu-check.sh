@@ -83,7 +83,7 @@ run)
       echo "CUDA libraries on this machine:"
       find /usr /opt -name 'libcudart.so.1[23]*' -o -name 'libnvrtc.so.1[23]*' -o -name 'libcublasLt.so.1[23]*' 2>/dev/null | sort; } | tee "$out/gpu-env.txt"
     java=(./jre/bin/java -XX:+IgnoreUnrecognizedVMOptions --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED)
-    args=(models --reps 5 --chunks 2,4,8,16 "$@")
+    args=(models --reps 5 --batches 4096,16384,65536 --chunks auto,1,2,4,8 "$@")
     status=0
     # CUDA 12.9 (what Kiln builds against), on the carried runtime and NVRTC unless the machine has CUDA 12 itself.
     (

@@ -13,6 +13,12 @@ import java.util.concurrent.LinkedBlockingQueue;
  * each task holding a model copy and a CUDA context of its own. Requests are served in arrival order; each caller
  * blocks for its own outputs. {@link #close()} finishes the requests already queued, stops the thread and closes the
  * executor; requests after close fail with a clear message. The thread is a daemon named after the device.
+ *
+ * <p>Requests waiting in the queue when the device becomes free are scored together, as one batch of up to
+ * {@code maxRows} rows (by default {@value #DEFAULT_BATCH_BYTES} bytes of input, at least the executor's capacity):
+ * a GPU fed 1,024-row requests by many task threads then runs fewer, larger batches, since each run has a fixed cost
+ * (BENCHMARKS.md, GPU). A group that cannot run together (too large after an out-of-memory, a malformed request, any
+ * failure) is run request by request, so that each caller gets its own result or error.
  */
 public final class DeviceQueue implements AutoCloseable {
     private record Request(float[][] inputs, int rows, float[][] outputs, CompletableFuture<Void> done) { }
@@ -26,9 +32,34 @@ public final class DeviceQueue implements AutoCloseable {
     private final Thread worker;
     private volatile boolean closed;
 
-    /** Takes ownership of {@code executor}; widths as in {@link HalvingRunner}. */
+    /** Input bytes the queued requests scored together may hold, by default. */
+    public static final long DEFAULT_BATCH_BYTES = 32L << 20;
+
+    private final long maxRows;
+    /** Threads that copy a group's rows to and from the device executor's staging buffers; null with one core. */
+    private final java.util.concurrent.ExecutorService copiers;
+
+    /** Takes ownership of {@code executor}; widths as in {@link HalvingRunner}; groups of up to 32 MiB of input. */
     public DeviceQueue(String device, Executor executor, int[] inputWidths, int[] outputWidths) {
+        this(device, executor, inputWidths, outputWidths,
+                Math.max(executor.capacity(), DEFAULT_BATCH_BYTES / Math.max(1, 4L * java.util.Arrays.stream(inputWidths).asLongStream().sum())));
+    }
+
+    /** As above, with at most {@code maxRows} rows scored together (requests larger than that run alone). */
+    public DeviceQueue(String device, Executor executor, int[] inputWidths, int[] outputWidths, long maxRows) {
+        this(device, executor, inputWidths, outputWidths, maxRows, Math.min(4, Runtime.getRuntime().availableProcessors() / 2));
+    }
+
+    /** As above, with {@code copyThreads} threads staging large groups (fewer than 2: the queue's own thread copies). */
+    DeviceQueue(String device, Executor executor, int[] inputWidths, int[] outputWidths, long maxRows, int copyThreads) {
+        this.maxRows = maxRows;
         this.device = device;
+        java.util.concurrent.atomic.AtomicInteger copyThread = new java.util.concurrent.atomic.AtomicInteger();
+        this.copiers = copyThreads < 2 ? null : java.util.concurrent.Executors.newFixedThreadPool(copyThreads, task -> {
+            Thread t = new Thread(task, "kiln-copy-" + device + "-" + copyThread.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
         this.executor = executor;
         this.runner = new HalvingRunner(executor, inputWidths, outputWidths);
         this.worker = new Thread(this::serve, "kiln-device-" + device);
@@ -43,11 +74,25 @@ public final class DeviceQueue implements AutoCloseable {
                 if (r == STOP) {
                     return;
                 }
-                try {
-                    runner.run(r.inputs(), r.rows(), r.outputs());
-                    r.done().complete(null);
-                } catch (RuntimeException | Error e) {
-                    r.done().completeExceptionally(e);
+                java.util.List<Request> group = new java.util.ArrayList<>();
+                group.add(r);
+                long rows = r.rows();
+                // One consumer: what peek sees, poll takes. STOP stays queued behind the group.
+                for (Request next; (next = queue.peek()) != null && next != STOP && rows + next.rows() <= maxRows; ) {
+                    group.add(queue.poll());
+                    rows += next.rows();
+                }
+                if (runTogether(group)) {
+                    group.forEach(g -> g.done().complete(null));
+                    continue;
+                }
+                for (Request g : group) {
+                    try {
+                        runner.run(g.inputs(), g.rows(), g.outputs());
+                        g.done().complete(null);
+                    } catch (RuntimeException | Error e) {
+                        g.done().completeExceptionally(e);
+                    }
                 }
             }
         } catch (InterruptedException e) {
@@ -60,6 +105,18 @@ public final class DeviceQueue implements AutoCloseable {
                 }
             }
         }
+    }
+
+    private boolean runTogether(java.util.List<Request> group) {
+        java.util.List<float[][]> inputs = new java.util.ArrayList<>(group.size());
+        java.util.List<float[][]> outputs = new java.util.ArrayList<>(group.size());
+        int[] rows = new int[group.size()];
+        for (int k = 0; k < rows.length; k++) {
+            inputs.add(group.get(k).inputs());
+            outputs.add(group.get(k).outputs());
+            rows[k] = group.get(k).rows();
+        }
+        return runner.runTogether(inputs, rows, outputs, copiers);
     }
 
     /** Scores {@code rows} rows on the device; blocks until this request's outputs are in {@code outputs}. */
@@ -124,6 +181,18 @@ public final class DeviceQueue implements AutoCloseable {
                 worker.join();
             } catch (InterruptedException e) {
                 interrupted = true;
+            }
+        }
+        if (copiers != null) {
+            copiers.shutdown();
+            while (true) {
+                try {
+                    if (copiers.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES)) {
+                        break;
+                    }
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
             }
         }
         executor.close();

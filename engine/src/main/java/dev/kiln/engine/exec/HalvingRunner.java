@@ -39,6 +39,123 @@ public final class HalvingRunner {
         return halvings;
     }
 
+    /** Rows per piece when the staging copies are spread over threads. */
+    static final int COPY_PIECE_ROWS = 512;
+    /** Below this many bytes a group's copies run on the calling thread. */
+    static final long PARALLEL_COPY_BYTES = 1L << 20;
+
+    /**
+     * Scores several requests as one batch on the executor when they fit in one chunk: request {@code k}'s rows go to
+     * the executor's staging buffers after those of the requests before it, one run, and each request's outputs are
+     * copied back to its own arrays; with {@code copiers}, the copies are cut into pieces run on those threads (one
+     * thread copies about 8 GB/s: a GPU takes host data faster than that). Returns false, with nothing delivered,
+     * when the caller must run them one by one (with {@link #run}, which halves on out-of-memory and reports a bad
+     * request's own error): the total does not fit, a request's arrays are too short, the device ran out of memory, or
+     * the run of several requests failed. A single request's other failures are thrown.
+     */
+    public boolean runTogether(java.util.List<float[][]> inputs, int[] rows, java.util.List<float[][]> outputs,
+                               java.util.concurrent.ExecutorService copiers) {
+        long total = 0;
+        long bytes = 0;
+        for (int k = 0; k < rows.length; k++) {
+            float[][] in = inputs.get(k);
+            float[][] out = outputs.get(k);
+            if (in.length != inputWidths.length || out.length != outputWidths.length || rows[k] < 0) {
+                return false;
+            }
+            for (int i = 0; i < in.length; i++) {
+                if (in[i].length < (long) rows[k] * inputWidths[i]) {
+                    return false;
+                }
+                bytes += 4L * rows[k] * inputWidths[i];
+            }
+            for (int o = 0; o < out.length; o++) {
+                if (out[o].length < (long) rows[k] * outputWidths[o]) {
+                    return false;
+                }
+            }
+            total += rows[k];
+        }
+        if (total > Integer.MAX_VALUE || (halvings > 0 && total > chunk)) {
+            return false;
+        }
+        java.util.concurrent.ExecutorService pool = bytes >= PARALLEL_COPY_BYTES ? copiers : null;
+        try {
+            if (total > executor.capacity()) {
+                executor.ensureCapacity(total);
+                chunk = (int) Math.max(chunk, executor.capacity());
+            }
+            java.util.List<Runnable> copies = new java.util.ArrayList<>();
+            long offset = 0;
+            for (int k = 0; k < rows.length; k++) {
+                float[][] in = inputs.get(k);
+                for (int i = 0; i < in.length; i++) {
+                    int w = inputWidths[i];
+                    java.nio.FloatBuffer target = executor.inputBuffer(i);
+                    long base = executor.inputOffset(i) + offset * w;
+                    float[] source = in[i];
+                    pieces(rows[k], (from, n) -> copies.add(() -> target.duplicate().put((int) (base + (long) from * w), source, from * w, n * w)));
+                }
+                offset += rows[k];
+            }
+            runAll(copies, pool);
+            executor.run(total);
+        } catch (RuntimeException e) {
+            if (rows.length == 1 && !(e instanceof KilnException ke && ke.code() == ErrorCode.DEVICE_OUT_OF_MEMORY)) {
+                throw e;  // one request's own failure: running it again alone would only repeat it
+            }
+            return false;
+        }
+        java.util.List<Runnable> copies = new java.util.ArrayList<>();
+        long offset = 0;
+        for (int k = 0; k < rows.length; k++) {
+            float[][] out = outputs.get(k);
+            for (int o = 0; o < out.length; o++) {
+                int w = outputWidths[o];
+                java.nio.FloatBuffer source = executor.outputBuffer(o);
+                long base = executor.outputOffset(o) + offset * w;
+                float[] target = out[o];
+                pieces(rows[k], (from, n) -> copies.add(() -> source.duplicate().get((int) (base + (long) from * w), target, from * w, n * w)));
+            }
+            offset += rows[k];
+        }
+        runAll(copies, pool);
+        return true;
+    }
+
+    private static void pieces(int rows, java.util.function.BiConsumer<Integer, Integer> piece) {
+        for (int from = 0; from < rows; from += COPY_PIECE_ROWS) {
+            piece.accept(from, Math.min(COPY_PIECE_ROWS, rows - from));
+        }
+    }
+
+    /** Runs the copies, on {@code pool} when given; a copy's failure is rethrown here. */
+    private static void runAll(java.util.List<Runnable> copies, java.util.concurrent.ExecutorService pool) {
+        if (pool == null || copies.size() < 2) {
+            copies.forEach(Runnable::run);
+            return;
+        }
+        java.util.List<java.util.concurrent.Future<?>> futures = new java.util.ArrayList<>(copies.size());
+        for (Runnable copy : copies) {
+            futures.add(pool.submit(copy));
+        }
+        RuntimeException failure = null;
+        for (java.util.concurrent.Future<?> f : futures) {
+            try {
+                f.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                failure = failure != null ? failure : new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Interrupted while staging a batch", e);
+            } catch (java.util.concurrent.ExecutionException e) {
+                failure = failure != null ? failure
+                        : e.getCause() instanceof RuntimeException re ? re : new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Staging failed: " + e.getCause(), e);
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
     /**
      * Scores {@code rows} rows: {@code inputs[i]} holds {@code rows * inputWidths[i]} floats, the outputs go to
      * {@code outputs[o]} ({@code rows * outputWidths[o]} floats), row order kept.

@@ -72,7 +72,11 @@ class DeviceQueueTest {
     private static final class FullAbove implements Executor {
         private final Executor inner;
         private final int limit;
-        final List<Long> batches = new ArrayList<>();
+        final List<Long> batches = java.util.Collections.synchronizedList(new ArrayList<>());
+        /** When set, the first run waits for {@link #firstGate} (the device is busy while requests queue up). */
+        volatile java.util.concurrent.CountDownLatch gate;
+        final java.util.concurrent.CountDownLatch firstGate = new java.util.concurrent.CountDownLatch(1);
+        final java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
 
         FullAbove(Executor inner, int limit) {
             this.inner = inner;
@@ -97,6 +101,16 @@ class DeviceQueueTest {
         @Override
         public void run(long batch) {
             batches.add(batch);
+            started.countDown();
+            java.util.concurrent.CountDownLatch g = gate;
+            if (g != null) {
+                gate = null;
+                try {
+                    g.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
             if (batch > limit) {
                 throw KilnException.of(ErrorCode.DEVICE_OUT_OF_MEMORY, "out of memory allocating %d rows", batch);
             }
@@ -175,6 +189,114 @@ class DeviceQueueTest {
         assertThat(queue.worker().isAlive()).isFalse();
         assertThatThrownBy(() -> queue.run(new float[][] {new float[2]}, 1, new float[][] {new float[2]}))
                 .isInstanceOf(KilnException.class).hasMessageContaining("Device queue cuda:0 is closed");
+    }
+
+    @Test
+    void requestsThatQueueWhileTheDeviceIsBusyRunAsOneBatchAndEachGetsItsOwnRows() throws Exception {
+        FullAbove device = new FullAbove(model.newExecutor(64), Integer.MAX_VALUE);
+        device.gate = device.firstGate;
+        try (DeviceQueue queue = new DeviceQueue("cuda:0", device, new int[] {2}, new int[] {2})) {
+            float[] first = input(7, 99);
+            float[] firstOut = new float[14];
+            var busy = queue.submit(new float[][] {first}, 7, new float[][] {firstOut});
+            device.started.await();
+            int[] sizes = {5, 1, 40, 3};
+            List<float[]> xs = new ArrayList<>();
+            List<float[]> ys = new ArrayList<>();
+            List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>();
+            for (int k = 0; k < sizes.length; k++) {
+                xs.add(input(sizes[k], k));
+                ys.add(new float[sizes[k] * 2]);
+                done.add(queue.submit(new float[][] {xs.get(k)}, sizes[k], new float[][] {ys.get(k)}));
+            }
+            // Release the first run: the four waiting requests (49 rows) then go to the device as one batch.
+            device.firstGate.countDown();
+            queue.await(busy);
+            for (var d : done) {
+                queue.await(d);
+            }
+            assertThat(firstOut).containsExactly(expected(first, 7));
+            for (int k = 0; k < sizes.length; k++) {
+                assertThat(ys.get(k)).as("request %d", k).containsExactly(expected(xs.get(k), sizes[k]));
+            }
+            assertThat(device.batches).containsExactly(7L, 49L);
+        }
+    }
+
+    @Test
+    void aMalformedRequestInAGroupFailsAloneAndTheOthersAreScored() throws Exception {
+        FullAbove device = new FullAbove(model.newExecutor(64), Integer.MAX_VALUE);
+        device.gate = device.firstGate;
+        try (DeviceQueue queue = new DeviceQueue("cuda:0", device, new int[] {2}, new int[] {2})) {
+            var busy = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
+            device.started.await();
+            float[] a = input(3, 1);
+            float[] ya = new float[6];
+            float[] c = input(4, 2);
+            float[] yc = new float[8];
+            var okA = queue.submit(new float[][] {a}, 3, new float[][] {ya});
+            var bad = queue.submit(new float[][] {new float[3]}, 2, new float[][] {new float[4]});
+            var okC = queue.submit(new float[][] {c}, 4, new float[][] {yc});
+            device.firstGate.countDown();
+            queue.await(busy);
+            queue.await(okA);
+            queue.await(okC);
+            assertThatThrownBy(() -> queue.await(bad)).isInstanceOf(KilnException.class).hasMessageContaining("needs 4 floats but 3 were given");
+            assertThat(ya).containsExactly(expected(a, 3));
+            assertThat(yc).containsExactly(expected(c, 4));
+        }
+    }
+
+    @Test
+    void aLargeGroupIsStagedByTheCopyThreadsAndTheyEndWithTheQueue() throws Exception {
+        // 3 requests of 50,000 rows x 2 floats = 1.2 MB: above the size at which copies are spread over threads.
+        FullAbove device = new FullAbove(model.newExecutor(64), Integer.MAX_VALUE);
+        device.gate = device.firstGate;
+        List<float[]> xs = new ArrayList<>();
+        List<float[]> ys = new ArrayList<>();
+        try (DeviceQueue queue = new DeviceQueue("cuda:7", device, new int[] {2}, new int[] {2}, 1L << 20, 3)) {
+            var busy = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
+            device.started.await();
+            List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>();
+            for (int k = 0; k < 3; k++) {
+                xs.add(input(50_000, 40 + k));
+                ys.add(new float[100_000]);
+                done.add(queue.submit(new float[][] {xs.get(k)}, 50_000, new float[][] {ys.get(k)}));
+            }
+            device.firstGate.countDown();
+            queue.await(busy);
+            for (var d : done) {
+                queue.await(d);
+            }
+            assertThat(device.batches).containsExactly(1L, 150_000L);
+            assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName).filter(t -> t.startsWith("kiln-copy-cuda:7-")))
+                    .as("copies of 150,000 rows in pieces of 512 over three threads").hasSize(3);
+        }
+        for (int k = 0; k < 3; k++) {
+            assertThat(ys.get(k)).as("request %d", k).containsExactly(expected(xs.get(k), 50_000));
+        }
+        assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("kiln-copy-cuda:7-"))).as("copy threads end").isEmpty();
+    }
+
+    @Test
+    void withGroupsOfOneRowEveryRequestRunsAlone() throws Exception {
+        FullAbove device = new FullAbove(model.newExecutor(64), Integer.MAX_VALUE);
+        device.gate = device.firstGate;
+        try (DeviceQueue queue = new DeviceQueue("cuda:0", device, new int[] {2}, new int[] {2}, 1)) {
+            var busy = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
+            device.started.await();
+            float[] y1 = new float[2];
+            float[] y2 = new float[2];
+            var r1 = queue.submit(new float[][] {new float[] {2, 0}}, 1, new float[][] {y1});
+            var r2 = queue.submit(new float[][] {new float[] {0, 2}}, 1, new float[][] {y2});
+            device.firstGate.countDown();
+            queue.await(busy);
+            queue.await(r1);
+            queue.await(r2);
+            assertThat(y1).containsExactly(2.5f, 0f);    // relu(2 + 0.5), relu(-2 - 1)
+            assertThat(y2).containsExactly(4.5f, 0f);    // relu(4 + 0.5), relu(1 - 1)
+            assertThat(device.batches).containsExactly(1L, 1L, 1L);
+        }
     }
 
     @Test

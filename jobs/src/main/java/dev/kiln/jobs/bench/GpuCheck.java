@@ -21,14 +21,16 @@ import java.util.Map;
  * The GPU check (scripts/gpu-check.sh runs it on a GPU machine; it needs no Spark and no ND4J): the cuda backend
  * against PyTorch's own outputs for each reference model (1e-4 relative, FP32 GEMMs: TF32 off unless
  * {@code -Dkiln.cuda.tf32=true}), then the seed MLP's throughput at batch 4096 and 65536 beside the host-to-device
- * bandwidth measured in the same run, and the fraction of the bandwidth bound (2 KB of input per row) reached.
+ * bandwidth measured in the same run, and the fraction of the bandwidth bound (2 KB of input per row) reached; the
+ * timed batches are PyTorch's MLP inputs repeated, and every row of them is checked against PyTorch's output.
  * Prints a Markdown table; exits 1 when a model does not match.
  *
- * <p>Usage: {@code GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536] [--chunks 4,8]} (chunks: how many
- * pieces a batch is cut into so that copies overlap compute, {@code -Dkiln.cuda.chunks}; one table row per value).
+ * <p>Usage: {@code GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536] [--chunks auto,2,4]} (chunks: how
+ * many pieces a batch is cut into so that copies overlap compute, {@code -Dkiln.cuda.chunks}, or {@code auto}: Kiln's
+ * rule; one table row per value).
  */
 public final class GpuCheck {
-    private static final String USAGE = "GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536] [--chunks 4,8]";
+    private static final String USAGE = "GpuCheck MODELS_DIR [--device N] [--reps R] [--batches 4096,65536] [--chunks auto,2,4]";
 
     private GpuCheck() {
     }
@@ -38,13 +40,13 @@ public final class GpuCheck {
         int device = 0;
         int reps = 5;
         long[] batches = {4096, 65536};
-        int[] chunkCounts = {4};
+        String[] chunkCounts = {"auto"};
         for (int i = 1; i + 1 < args.length; i += 2) {
             switch (args[i]) {
                 case "--device" -> device = Integer.parseInt(args[i + 1]);
                 case "--reps" -> reps = Integer.parseInt(args[i + 1]);
                 case "--batches" -> batches = Arrays.stream(args[i + 1].split(",")).mapToLong(Long::parseLong).toArray();
-                case "--chunks" -> chunkCounts = Arrays.stream(args[i + 1].split(",")).mapToInt(Integer::parseInt).toArray();
+                case "--chunks" -> chunkCounts = args[i + 1].split(",");
                 default -> throw new IllegalArgumentException("Unknown option " + args[i] + "; usage: " + USAGE);
             }
         }
@@ -63,23 +65,38 @@ public final class GpuCheck {
             }
             ok &= check(name, dir, gpu);
         }
+        ok &= checkNanRow(models.resolve("mlp"), gpu);
         System.out.println();
         double bandwidth = gpu.hostToDeviceBandwidth(256L << 20, reps);
         System.out.printf("Host-to-device bandwidth (256 MiB from page-locked memory, median of %d): %.2f GB/s%n%n", reps, bandwidth / 1e9);
         System.out.println("| seed MLP batch | chunks | rows/s (median of " + reps + ") | min-max | bandwidth bound (rows/s, 2 KB/row) | fraction of bound |");
         System.out.println("|---|---|---|---|---|---|");
         Graph mlp = OnnxImporter.importModel(models.resolve("mlp").resolve("model.onnx"));
+        float[] inputRows = only(Safetensors.read(models.resolve("mlp").resolve("inputs.safetensors")));
+        float[] expectedRows = only(Safetensors.read(models.resolve("mlp").resolve("expected.safetensors")));
         try (CompiledModel model = Kiln.compile(mlp, PassPipeline.standard(), gpu)) {
             for (long batch : batches) {
-                for (int chunks : chunkCounts) {
-                    System.setProperty("kiln.cuda.chunks", Integer.toString(chunks));
-                    double[] rates = throughput(model, batch, reps);
+                for (String chunks : chunkCounts) {
+                    if (chunks.equals("auto")) {
+                        System.clearProperty("kiln.cuda.chunks");
+                    } else {
+                        System.setProperty("kiln.cuda.chunks", Integer.toString(Integer.parseInt(chunks)));
+                    }
+                    double[] rates;
+                    try {
+                        rates = throughput(model, batch, reps, inputRows, expectedRows);
+                    } catch (IllegalStateException e) {
+                        System.out.printf("| %,d | %s | FAIL: %s | | | |%n", batch, chunks, e.getMessage());
+                        ok = false;
+                        continue;
+                    }
                     double bound = bandwidth / (512 * 4);
-                    System.out.printf("| %,d | %d | %,.0f | %,.0f-%,.0f | %,.0f | %.0f%% |%n", batch, chunks, rates[reps / 2], rates[0], rates[reps - 1],
+                    System.out.printf("| %,d | %s | %,.0f | %,.0f-%,.0f | %,.0f | %.0f%% |%n", batch, chunks, rates[reps / 2], rates[0], rates[reps - 1],
                             bound, 100 * rates[reps / 2] / bound);
                 }
             }
         }
+        ok &= queueTable(mlp, gpu, inputRows, expectedRows);
         System.exit(ok ? 0 : 1);
     }
 
@@ -116,14 +133,50 @@ public final class GpuCheck {
         }
     }
 
-    /** Rows per second of {@code reps} runs at {@code batch} (inputs staged once in the executor's pinned buffer), sorted. */
-    private static double[] throughput(CompiledModel model, long batch, int reps) {
+    /**
+     * A NaN in one input row must reach that row's outputs (PyTorch: relu(NaN) = NaN; a GEMM epilogue computing
+     * max(x, 0) could map it to 0 and hide the bad input), and leave the other rows as PyTorch computes them.
+     */
+    private static boolean checkNanRow(Path dir, CudaBackend gpu) {
+        Graph graph = OnnxImporter.importModel(dir.resolve("model.onnx"));
+        Map<String, TensorData> inputs = Safetensors.read(dir.resolve("inputs.safetensors"));
+        float[] expected = only(Safetensors.read(dir.resolve("expected.safetensors")));
+        Map.Entry<String, TensorData> input = inputs.entrySet().iterator().next();
+        float[] x = input.getValue().toFloatArray();
+        long[] shape = input.getValue().shape();
+        int width = (int) (x.length / shape[0]);
+        int badRow = 3;
+        x[badRow * width + 7] = Float.NaN;
+        try (CompiledModel model = Kiln.compile(graph, PassPipeline.standard(), gpu)) {
+            float[] got = only(model.run(Map.of(input.getKey(), TensorData.ofFloats(shape, x))));
+            int outWidth = (int) (got.length / shape[0]);
+            boolean pass = true;
+            for (int r = 0; r < shape[0]; r++) {
+                for (int j = 0; j < outWidth; j++) {
+                    float g = got[r * outWidth + j];
+                    float want = expected[r * outWidth + j];
+                    pass &= r == badRow ? Float.isNaN(g) : Math.abs(g - want) <= 1e-5 + 1e-4 * Math.abs(want);
+                }
+            }
+            System.out.printf("| mlp, a NaN in row %d | %d | - | - | %s |%n", badRow, shape[0],
+                    pass ? "PASS (that row NaN, the others as PyTorch)" : "FAIL: " + Arrays.toString(Arrays.copyOfRange(got, badRow * outWidth, badRow * outWidth + outWidth)));
+            return pass;
+        }
+    }
+
+    /**
+     * Rows per second of {@code reps} runs at {@code batch} (inputs staged once in the executor's pinned buffer), sorted.
+     * The batch is PyTorch's input rows repeated, so every output row of the last run is checked against PyTorch's
+     * output for its input row: the full batch, every chunk, both lanes.
+     */
+    private static double[] throughput(CompiledModel model, long batch, int reps, float[] inputRows, float[] expectedRows) {
         try (Executor executor = model.newExecutor(batch)) {
             FloatBuffer in = executor.inputBuffer(0);
             int offset = executor.inputOffset(0);
-            long n = batch * 512;
-            for (long i = 0; i < n; i++) {
-                in.put((int) (offset + i), (float) Math.sin(i * 0.001));
+            int width = 512;
+            int refRows = inputRows.length / width;
+            for (long r = 0; r < batch; r++) {
+                in.put((int) (offset + r * width), inputRows, (int) (r % refRows) * width, width);
             }
             for (int w = 0; w < 3; w++) {
                 executor.run(batch);
@@ -135,7 +188,91 @@ public final class GpuCheck {
                 rates[r] = batch * 1e9 / (System.nanoTime() - start);
             }
             Arrays.sort(rates);
+            int outWidth = expectedRows.length / refRows;
+            float[] out = new float[(int) (batch * outWidth)];
+            executor.getOutput(0, out, 0);
+            for (long r = 0; r < batch; r++) {
+                for (int j = 0; j < outWidth; j++) {
+                    float want = expectedRows[(int) (r % refRows) * outWidth + j];
+                    float got = out[(int) (r * outWidth + j)];
+                    if (!(Math.abs(got - want) <= 1e-5 + 1e-4 * Math.abs(want))) {
+                        throw new IllegalStateException(String.format("Batch %d, row %d, output %d: %s, PyTorch says %s", batch, r, j, got, want));
+                    }
+                }
+            }
             return rates;
         }
+    }
+
+    /**
+     * Spark's shape of the load: task threads each hand 1,024-row requests to the one device queue (as
+     * {@code KilnModel} does with a GPU), with requests run one by one and with waiting requests scored together.
+     * Every output row is checked against PyTorch's.
+     */
+    private static boolean queueTable(Graph mlp, CudaBackend gpu, float[] inputRows, float[] expectedRows) throws Exception {
+        int threads = 8;
+        int requestRows = 1024;
+        int requests = 200;
+        System.out.println();
+        System.out.println("| device queue: " + threads + " threads x " + requests + " requests of " + requestRows + " rows | rows/s | result |");
+        System.out.println("|---|---|---|");
+        boolean ok = true;
+        try (CompiledModel model = Kiln.compile(mlp, PassPipeline.standard(), gpu)) {
+            for (boolean together : new boolean[] {false, true}) {
+                int[] in = {512};
+                int[] out = {expectedRows.length / (inputRows.length / 512)};
+                var executor = model.newExecutor(requestRows);
+                try (var queue = together ? new dev.kiln.engine.exec.DeviceQueue("cuda:0", executor, in, out)
+                        : new dev.kiln.engine.exec.DeviceQueue("cuda:0", executor, in, out, requestRows)) {
+                    float[] x = new float[requestRows * 512];
+                    int refRows = inputRows.length / 512;
+                    for (int r = 0; r < requestRows; r++) {
+                        System.arraycopy(inputRows, (r % refRows) * 512, x, r * 512, 512);
+                    }
+                    for (int w = 0; w < 20; w++) {
+                        queue.run(new float[][] {x}, requestRows, new float[][] {new float[requestRows * out[0]]});
+                    }
+                    var pool = java.util.concurrent.Executors.newFixedThreadPool(threads);
+                    long start = System.nanoTime();
+                    java.util.List<java.util.concurrent.Future<String>> results = new java.util.ArrayList<>();
+                    for (int t = 0; t < threads; t++) {
+                        results.add(pool.submit(() -> {
+                            float[] y = new float[requestRows * out[0]];
+                            String failure = null;
+                            for (int q = 0; q < requests; q++) {
+                                java.util.Arrays.fill(y, Float.NaN);
+                                queue.run(new float[][] {x}, requestRows, new float[][] {y});
+                                for (int i = 0; i < y.length && failure == null; i++) {
+                                    float want = expectedRows[((i / out[0]) % refRows) * out[0] + i % out[0]];
+                                    if (!(Math.abs(y[i] - want) <= 1e-5 + 1e-4 * Math.abs(want))) {
+                                        failure = "request " + q + " value " + i + ": " + y[i] + ", PyTorch says " + want;
+                                    }
+                                }
+                            }
+                            return failure;
+                        }));
+                    }
+                    String failure = null;
+                    for (var f : results) {
+                        String r = f.get();
+                        failure = failure != null ? failure : r;
+                    }
+                    double seconds = (System.nanoTime() - start) / 1e9;
+                    pool.shutdown();
+                    ok &= failure == null;
+                    System.out.printf("| %s | %,.0f | %s |%n", together ? "waiting requests scored together (default)" : "one request per device run",
+                            (double) threads * requests * requestRows / seconds, failure == null ? "PASS" : "FAIL: " + failure);
+                }
+            }
+        }
+        return ok;
+    }
+
+    /** All values of the one tensor in a safetensors file, as floats (the check models have one input, one output). */
+    private static float[] only(Map<String, TensorData> tensors) {
+        if (tensors.size() != 1) {
+            throw new IllegalArgumentException("Expected one tensor, got " + tensors.keySet());
+        }
+        return tensors.values().iterator().next().toFloatArray();
     }
 }

@@ -26,12 +26,15 @@ final class CudaExecutor implements Executor {
     /** Lanes: two streams are enough to keep the copy engine and the SMs busy at once. */
     static final int LANES = 2;
     /**
-     * A batch is cut into this many chunks when it is large enough for the overlap to pay ({@code -Dkiln.cuda.chunks},
-     * default 4, read when an executor is built): only the first chunk's copy in and the last one's compute and copy
-     * out are not hidden behind other work.
+     * A batch is cut into chunks of at least this many input bytes, at most {@link #MAX_CHUNKS} of them: only the first
+     * chunk's copy in and the last one's compute and copy out are not hidden behind other work, but each chunk costs a
+     * fixed host and launch overhead. Measured on an H200 (BENCHMARKS.md, GPU; seed MLP, 2 KiB rows), the best fixed
+     * count at each batch was: 4,096 rows (8 MiB) one chunk with cuBLASLt, 16,384 rows four, 65,536 rows eight.
+     * {@code -Dkiln.cuda.chunks=N} fixes the count instead (read when an executor is built).
      */
-    static final int DEFAULT_CHUNKS = 4;
-    /** Rows below which a batch runs as one chunk. */
+    static final long MIN_CHUNK_BYTES = 8L << 20;
+    static final int MAX_CHUNKS = 8;
+    /** Rows below which a batch runs as one chunk whatever the row size. */
     static final int MIN_CHUNK_ROWS = 256;
 
     private final CudaLoadedModel loaded;
@@ -71,25 +74,28 @@ final class CudaExecutor implements Executor {
         return out;
     }
 
-    /** The rows one lane holds for {@code capacity}: a quarter of large capacities, so that a full batch overlaps. */
-    static long laneCapacity(long capacity) {
-        int chunks = chunks();
-        return capacity >= (long) chunks * MIN_CHUNK_ROWS ? (capacity + chunks - 1) / chunks : capacity;
+    /** The rows one lane holds for {@code capacity}: one chunk of a full batch, so that a full batch overlaps. */
+    static long laneCapacity(long capacity, long rowBytes) {
+        int chunks = chunks(capacity, rowBytes);
+        return (capacity + chunks - 1) / chunks;
     }
 
-    static int chunks() {
-        int chunks = Integer.getInteger("kiln.cuda.chunks", DEFAULT_CHUNKS);
-        if (chunks < 1) {
-            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "-Dkiln.cuda.chunks must be at least 1, got %d", chunks);
+    /** How many chunks a full batch of {@code capacity} rows of {@code rowBytes} input bytes is cut into. */
+    static int chunks(long capacity, long rowBytes) {
+        Integer fixed = Integer.getInteger("kiln.cuda.chunks");
+        if (fixed != null && fixed < 1) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "-Dkiln.cuda.chunks must be at least 1, got %d", fixed);
         }
-        return chunks;
+        long bySize = Math.min(capacity / MIN_CHUNK_ROWS, Math.max(1, capacity * rowBytes) / MIN_CHUNK_BYTES);
+        int chunks = fixed != null ? fixed : (int) Math.max(1, Math.min(MAX_CHUNKS, bySize));
+        return (int) Math.max(1, Math.min(chunks, capacity));
     }
 
     private void build(long newCapacity) {
         List<ByteBuffer> newInputs = new ArrayList<>();
         List<ByteBuffer> newOutputs = new ArrayList<>();
         List<Lane> newLanes = new ArrayList<>();
-        long newLaneCapacity = laneCapacity(newCapacity);
+        long newLaneCapacity = laneCapacity(newCapacity, java.util.Arrays.stream(inputRowBytes).sum());
         try {
             for (long bytes : inputRowBytes) {
                 newInputs.add(api.mallocHost(Math.max(4, bytes * newCapacity)));

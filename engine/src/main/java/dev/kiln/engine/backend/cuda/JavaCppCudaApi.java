@@ -479,7 +479,7 @@ final class JavaCppCudaApi implements CudaApi {
         return layout;
     }
 
-    /** Kiln's 16x16-tiled GEMM kernel, for machines without cuBLASLt. */
+    /** Kiln's GEMM kernel (64x64 tiles, 4x4 outputs per thread), for machines without cuBLASLt. */
     private void fallbackGemm(boolean transB, boolean relu, long a, long b, long bias, long c, long m, long n, long k, long count,
                               long strideA, long strideB, long strideC, long stream) {
         BytePointer cells = new BytePointer(8 * 12);
@@ -499,13 +499,13 @@ final class JavaCppCudaApi implements CudaApi {
         for (int i = 0; i < 12; i++) {
             addresses.put(i, cells.address() + 8L * i);
         }
-        // Rows of tiles on grid x (up to 2^31 - 1), columns on y; matrices on z in slices of at most 65535.
+        // 64x64 tiles of C: rows of tiles on grid x (up to 2^31 - 1), columns on y; matrices on z in slices of at most 65535.
         PointerPointer params = new PointerPointer(addresses);
         for (long z0 = 0; z0 < count; z0 += 65_535) {
             cells.putLong(0, a + 4 * z0 * strideA);
             cells.putLong(8, b + 4 * z0 * strideB);
             cells.putLong(24, c + 4 * z0 * strideC);
-            checkDriver(cudart.cuLaunchKernel(function("kiln_gemm"), (int) ((m + 15) / 16), (int) ((n + 15) / 16), (int) Math.min(65_535, count - z0),
+            checkDriver(cudart.cuLaunchKernel(function("kiln_gemm"), (int) ((m + 63) / 64), (int) ((n + 63) / 64), (int) Math.min(65_535, count - z0),
                     16, 16, 1, 0, stream(stream), params, null), "launch of kiln_gemm");
         }
         // cuLaunchKernel has copied the argument values; until then `cells` must stay reachable.

@@ -242,35 +242,75 @@ __global__ void kiln_pool2d(const float* x, float* y, long long n, int mode, con
 // installed: 16x16 tiles through shared memory, one output per thread, grid (m/16, n/16, matrices), block (16, 16).
 __global__ void kiln_gemm(const float* a, const float* b, const float* bias, float* c, int m, int n, int k, int transB,
                           long long strideA, long long strideB, long long strideC, int act) {
-    __shared__ float ta[16][17];
-    __shared__ float tb[16][17];
+    // A 64x64 tile of C per block of 16x16 threads, 4x4 outputs per thread (rows ty + 16i, columns tx + 16j, so that
+    // a warp reads shared memory without bank conflicts); k in slices of 16 through shared memory.
+    __shared__ float ta[16][64 + 1];
+    __shared__ float tb[16][64 + 1];
     long long z = blockIdx.z;
     a += z * strideA;
     b += z * strideB;
     c += z * strideC;
-    int row = blockIdx.x * 16 + threadIdx.y;
-    int col = blockIdx.y * 16 + threadIdx.x;
-    float sum = 0.0f;
-    for (int t = 0; t < k; t += 16) {
-        int ak = t + threadIdx.x;
-        ta[threadIdx.y][threadIdx.x] = row < m && ak < k ? a[(long long) row * k + ak] : 0.0f;
-        int bk = t + threadIdx.y;
-        float bv = 0.0f;
-        if (col < n && bk < k) {
-            bv = transB ? b[(long long) col * k + bk] : b[(long long) bk * n + col];
+    int tx = threadIdx.x;
+    int ty = threadIdx.y;
+    int tid = ty * 16 + tx;
+    long long rowBase = (long long) blockIdx.x * 64;
+    int colBase = blockIdx.y * 64;
+    float acc[4][4];
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++) {
+            acc[i][j] = 0.0f;
         }
-        tb[threadIdx.y][threadIdx.x] = bv;
+    }
+    for (int t = 0; t < k; t += 16) {
+        for (int l = 0; l < 4; l++) {
+            // A: rows ty + 16l of the tile, k index tx (consecutive threads read consecutive k).
+            long long row = rowBase + ty + 16 * l;
+            int ak = t + tx;
+            ta[tx][ty + 16 * l] = row < m && ak < k ? a[row * k + ak] : 0.0f;
+            int e = tid + 256 * l;
+            if (transB) {
+                // B is [n, k]: consecutive threads read consecutive k of one column.
+                int bk = t + (e & 15);
+                int col = colBase + (e >> 4);
+                tb[e & 15][e >> 4] = col < n && bk < k ? b[(long long) col * k + bk] : 0.0f;
+            } else {
+                // B is [k, n]: consecutive threads read consecutive columns of one k.
+                int bk = t + (e >> 6);
+                int col = colBase + (e & 63);
+                tb[e >> 6][e & 63] = col < n && bk < k ? b[(long long) bk * n + col] : 0.0f;
+            }
+        }
         __syncthreads();
         for (int q = 0; q < 16; q++) {
-            sum += ta[threadIdx.y][q] * tb[q][threadIdx.x];
+            float av[4];
+            float bv[4];
+            for (int i = 0; i < 4; i++) {
+                av[i] = ta[q][ty + 16 * i];
+                bv[i] = tb[q][tx + 16 * i];
+            }
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < 4; j++) {
+                    acc[i][j] += av[i] * bv[j];
+                }
+            }
         }
         __syncthreads();
     }
-    if (row < m && col < n) {
-        if (bias != 0) {
-            sum += bias[col];
+    for (int i = 0; i < 4; i++) {
+        long long row = rowBase + ty + 16 * i;
+        if (row >= m) {
+            continue;
         }
-        c[(long long) row * n + col] = kiln_activate(sum, act);
+        for (int j = 0; j < 4; j++) {
+            int col = colBase + tx + 16 * j;
+            if (col < n) {
+                float sum = acc[i][j];
+                if (bias != 0) {
+                    sum += bias[col];
+                }
+                c[row * n + col] = kiln_activate(sum, act);
+            }
+        }
     }
 }
 

@@ -69,10 +69,16 @@ class CudaBackendTest {
     @Test
     void aLargeBatchIsCutIntoChunksThatAlternateBetweenTwoStreamsAndEveryRowComesBack() {
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
-        int batch = 2_050;  // capacity 2050: lanes of ceil(2050 / 4) = 513 rows
+        int batch = 2_050;  // capacity 2050, four chunks asked for: lanes of ceil(2050 / 4) = 513 rows
         TensorData x = TestGraphs.random(new long[] {batch, 512}, 3);
         EmulatedCudaApi gpu = new EmulatedCudaApi();
-        float[] actual = runOnGpu(gpu, entry.block(), entry.signature(), x);
+        float[] actual;
+        System.setProperty("kiln.cuda.chunks", "4");
+        try {
+            actual = runOnGpu(gpu, entry.block(), entry.signature(), x);
+        } finally {
+            System.clearProperty("kiln.cuda.chunks");
+        }
         assertAllClose(actual, eager(entry.block(), x), 2e-4, 2e-5, "seed MLP, batch " + batch);
         // Four chunks of 513, 513, 513, 511 rows: copy in, three GEMMs, copy out, on streams 1, 2, 1, 2.
         java.util.List<String> work = gpu.log.stream().filter(s -> !s.startsWith("0:")).toList();
@@ -84,6 +90,33 @@ class CudaBackendTest {
             if (chunk > 0) {
                 assertThat(stream).as("chunk %d alternates lanes", chunk).isNotEqualTo(runs.get((chunk - 1) * 5).charAt(0) - '0');
             }
+        }
+    }
+
+    @Test
+    void chunksAreAtLeastEightMebibytesOfInputAndAtMostEight() {
+        // The seed MLP's rows are 512 floats = 2 KiB: 4,096 rows per 8 MiB chunk.
+        assertThat(CudaExecutor.chunks(1_024, 2_048)).isEqualTo(1);
+        assertThat(CudaExecutor.chunks(4_096, 2_048)).isEqualTo(1);
+        assertThat(CudaExecutor.chunks(8_191, 2_048)).isEqualTo(1);
+        assertThat(CudaExecutor.chunks(8_192, 2_048)).isEqualTo(2);
+        assertThat(CudaExecutor.chunks(16_384, 2_048)).isEqualTo(4);
+        assertThat(CudaExecutor.chunks(24_576, 2_048)).isEqualTo(6);
+        assertThat(CudaExecutor.chunks(65_536, 2_048)).isEqualTo(8);
+        assertThat(CudaExecutor.laneCapacity(65_536, 2_048)).isEqualTo(8_192);
+        assertThat(CudaExecutor.laneCapacity(8_193, 2_048)).isEqualTo(4_097);
+        // Tiny rows: 40 bytes, 20 MiB at 524,288 rows -> 2 chunks; never chunks under 256 rows.
+        assertThat(CudaExecutor.chunks(524_288, 40)).isEqualTo(2);
+        assertThat(CudaExecutor.chunks(300, 1 << 20)).isEqualTo(1);
+        assertThat(CudaExecutor.chunks(1, 0)).isEqualTo(1);
+        System.setProperty("kiln.cuda.chunks", "3");
+        try {
+            assertThat(CudaExecutor.chunks(65_536, 2_048)).isEqualTo(3);
+            assertThat(CudaExecutor.chunks(2, 2_048)).isEqualTo(2);
+            System.setProperty("kiln.cuda.chunks", "0");
+            assertThatThrownBy(() -> CudaExecutor.chunks(10, 10)).hasMessageContaining("-Dkiln.cuda.chunks must be at least 1, got 0");
+        } finally {
+            System.clearProperty("kiln.cuda.chunks");
         }
     }
 
