@@ -126,8 +126,9 @@ final class JavaCppCudaApi implements CudaApi {
             Loader.load(nvrtc.class);
         } catch (Throwable t) {
             throw new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Cannot open device cuda:" + ordinal + ": the CUDA libraries do not load ("
-                    + rootMessage(t) + "). Kiln's cuda backend needs the NVIDIA driver (libcuda.so.1) and the CUDA 12 runtime, NVRTC and "
-                    + "cuBLASLt libraries on the library path; use device cpu where there is no GPU", t);
+                    + rootMessage(t) + "). Kiln's cuda backend needs the NVIDIA driver (libcuda.so.1) and the CUDA runtime, NVRTC and "
+                    + "cuBLASLt libraries of this build's CUDA major version (12; 13 for builds with -Pcuda13) on the library path; use "
+                    + "device cpu where there is no GPU", t);
         }
         return new JavaCppCudaApi(ordinal);
     }
