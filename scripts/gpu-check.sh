@@ -40,7 +40,7 @@ pack)
     tar -C "$pack" -cJf "$pack/jre.tar.xz" jre && rm -rf "$pack/jre"
     # The CUDA 12.9 runtime and NVRTC from JavaCPP's cuda-redist (cuBLASLt is not in it: without a toolkit on the GPU
     # machine, GEMMs run on Kiln's own kernel and the table says so).
-    version=$(sed -n "s:.*<cuda.presets.version>\(.*\)</cuda.presets.version>.*:\1:p" pom.xml)
+    version=$(sed -n "s:.*<cuda.presets.version>\(.*\)</cuda.presets.version>.*:\1:p" pom.xml | head -1)  # the default, not -Pcuda13's
     redist=$HOME/.m2/repository/org/bytedeco/cuda-redist/$version/cuda-redist-$version-linux-x86_64.jar
     [ -e "$redist" ] || mvn -B -q dependency:get -Dartifact="org.bytedeco:cuda-redist:$version:jar:linux-x86_64" -Dtransitive=false
     mkdir -p "$pack/cuda-libs"

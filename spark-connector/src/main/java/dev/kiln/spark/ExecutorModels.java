@@ -85,7 +85,18 @@ public final class ExecutorModels {
             int[] out = widths(model.signature().outputs());
             synchronized (this) {
                 if (queue == null) {
-                    queue = new DeviceQueue(device.toString(), model.newExecutor(capacity), in, out);
+                    // Two executors (two sets of staging buffers): one group is copied in while the other runs.
+                    java.util.List<Executor> executors = new java.util.ArrayList<>();
+                    executors.add(model.newExecutor(capacity));
+                    try {
+                        executors.add(model.newExecutor(capacity));
+                    } catch (KilnException e) {
+                        if (e.code() != ErrorCode.DEVICE_OUT_OF_MEMORY) {
+                            executors.get(0).close();
+                            throw e;
+                        }
+                    }
+                    queue = new DeviceQueue(device.toString(), executors, in, out);
                 }
             }
             return new QueuedExecutor(queue, model, in, out, capacity);

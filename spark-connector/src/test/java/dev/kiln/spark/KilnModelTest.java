@@ -241,7 +241,8 @@ class KilnModelTest {
             }
             assertThat(RecordingBackend.ORDINALS).as("backends created").containsExactlyInAnyOrder(0, 1);
             assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName).filter(t -> t.startsWith("kiln-device-cuda:")))
-                    .as("one queue thread per GPU").containsExactlyInAnyOrder("kiln-device-cuda:0", "kiln-device-cuda:1");
+                    .as("one queue of two workers per GPU").containsExactlyInAnyOrder("kiln-device-cuda:0", "kiln-device-cuda:0#2", "kiln-device-cuda:1",
+                            "kiln-device-cuda:1#2");
         } finally {
             Backends.unregister("cuda");
             ExecutorModels.closeAll();

@@ -3,86 +3,124 @@ package dev.kiln.engine.exec;
 import dev.kiln.engine.ErrorCode;
 import dev.kiln.engine.KilnException;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingDeque;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * One device, many callers: the task threads of a Spark executor hand their batches to one worker thread that owns
- * the device's executor (through a {@link HalvingRunner}), so a GPU is fed by all of them, back to back, instead of
- * each task holding a model copy and a CUDA context of its own. Requests are served in arrival order; each caller
- * blocks for its own outputs. {@link #close()} finishes the requests already queued, stops the thread and closes the
- * executor; requests after close fail with a clear message. The thread is a daemon named after the device.
+ * One device, many callers: the task threads of a Spark executor hand their batches to the worker threads that own
+ * the device's executors (each through a {@link HalvingRunner}), so a GPU is fed by all of them, back to back, instead
+ * of each task holding a model copy and a CUDA context of its own. Requests are taken in arrival order; each caller
+ * blocks for its own outputs. {@link #close()} finishes the requests already queued, stops the threads and closes the
+ * executors; requests after close fail with a clear message. The threads are daemons named after the device.
  *
- * <p>Requests waiting in the queue when the device becomes free are scored together, as one batch of up to
+ * <p>Requests waiting in the queue when a worker becomes free are scored together, as one batch of up to
  * {@code maxRows} rows (by default {@value #DEFAULT_BATCH_BYTES} bytes of input, at least the executor's capacity):
  * a GPU fed 1,024-row requests by many task threads then runs fewer, larger batches, since each run has a fixed cost
  * (BENCHMARKS.md, GPU). A group that cannot run together (too large after an out-of-memory, a malformed request, any
  * failure) is run request by request, so that each caller gets its own result or error.
+ *
+ * <p>With two executors (two sets of staging buffers on one device) one worker copies its group into staging while
+ * the other's group runs, so host copies and device work overlap.
  */
 public final class DeviceQueue implements AutoCloseable {
     private record Request(float[][] inputs, int rows, float[][] outputs, CompletableFuture<Void> done) { }
 
     private static final Request STOP = new Request(null, 0, null, null);
 
-    private final String device;
-    private final Executor executor;
-    private final HalvingRunner runner;
-    private final LinkedBlockingQueue<Request> queue = new LinkedBlockingQueue<>();
-    private final Thread worker;
-    private volatile boolean closed;
-
     /** Input bytes the queued requests scored together may hold, by default. */
     public static final long DEFAULT_BATCH_BYTES = 32L << 20;
 
+    private final String device;
+    private final List<Executor> executors;
+    private final List<HalvingRunner> runners = new ArrayList<>();
+    private final List<Thread> workers = new ArrayList<>();
+    private final LinkedBlockingDeque<Request> queue = new LinkedBlockingDeque<>();
+    /** Held while a worker adds waiting requests to its group, so two workers never split what they drain. */
+    private final Object grouping = new Object();
     private final long maxRows;
-    /** Threads that copy a group's rows to and from the device executor's staging buffers; null with one core. */
-    private final java.util.concurrent.ExecutorService copiers;
+    /** Threads that copy a group's rows to and from an executor's staging buffers; null with one core. */
+    private final ExecutorService copiers;
+    private volatile boolean closed;
 
     /** Takes ownership of {@code executor}; widths as in {@link HalvingRunner}; groups of up to 32 MiB of input. */
     public DeviceQueue(String device, Executor executor, int[] inputWidths, int[] outputWidths) {
-        this(device, executor, inputWidths, outputWidths,
-                Math.max(executor.capacity(), DEFAULT_BATCH_BYTES / Math.max(1, 4L * java.util.Arrays.stream(inputWidths).asLongStream().sum())));
+        this(device, List.of(executor), inputWidths, outputWidths);
+    }
+
+    /** Takes ownership of {@code executors} (of one model, on one device): one worker thread each. */
+    public DeviceQueue(String device, List<Executor> executors, int[] inputWidths, int[] outputWidths) {
+        this(device, executors, inputWidths, outputWidths, defaultMaxRows(executors, inputWidths));
     }
 
     /** As above, with at most {@code maxRows} rows scored together (requests larger than that run alone). */
     public DeviceQueue(String device, Executor executor, int[] inputWidths, int[] outputWidths, long maxRows) {
-        this(device, executor, inputWidths, outputWidths, maxRows, Math.min(4, Runtime.getRuntime().availableProcessors() / 2));
+        this(device, List.of(executor), inputWidths, outputWidths, maxRows);
     }
 
-    /** As above, with {@code copyThreads} threads staging large groups (fewer than 2: the queue's own thread copies). */
-    DeviceQueue(String device, Executor executor, int[] inputWidths, int[] outputWidths, long maxRows, int copyThreads) {
-        this.maxRows = maxRows;
+    /** As above, with at most {@code maxRows} rows scored together (requests larger than that run alone). */
+    public DeviceQueue(String device, List<Executor> executors, int[] inputWidths, int[] outputWidths, long maxRows) {
+        this(device, executors, inputWidths, outputWidths, maxRows, Math.min(4, Runtime.getRuntime().availableProcessors() / 2));
+    }
+
+    /** As above, with {@code copyThreads} threads staging large groups (fewer than 2: the workers copy). */
+    DeviceQueue(String device, List<Executor> executors, int[] inputWidths, int[] outputWidths, long maxRows, int copyThreads) {
+        if (executors.isEmpty()) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Device queue %s needs at least one executor", device);
+        }
         this.device = device;
-        java.util.concurrent.atomic.AtomicInteger copyThread = new java.util.concurrent.atomic.AtomicInteger();
-        this.copiers = copyThreads < 2 ? null : java.util.concurrent.Executors.newFixedThreadPool(copyThreads, task -> {
+        this.executors = List.copyOf(executors);
+        this.maxRows = maxRows;
+        AtomicInteger copyThread = new AtomicInteger();
+        this.copiers = copyThreads < 2 ? null : Executors.newFixedThreadPool(copyThreads, task -> {
             Thread t = new Thread(task, "kiln-copy-" + device + "-" + copyThread.incrementAndGet());
             t.setDaemon(true);
             return t;
         });
-        this.executor = executor;
-        this.runner = new HalvingRunner(executor, inputWidths, outputWidths);
-        this.worker = new Thread(this::serve, "kiln-device-" + device);
-        this.worker.setDaemon(true);
-        this.worker.start();
+        for (int i = 0; i < this.executors.size(); i++) {
+            HalvingRunner runner = new HalvingRunner(this.executors.get(i), inputWidths, outputWidths);
+            runners.add(runner);
+            Thread worker = new Thread(() -> serve(runner), "kiln-device-" + device + (i == 0 ? "" : "#" + (i + 1)));
+            worker.setDaemon(true);
+            workers.add(worker);
+        }
+        workers.forEach(Thread::start);
     }
 
-    private void serve() {
+    private static long defaultMaxRows(List<Executor> executors, int[] inputWidths) {
+        long rowBytes = Math.max(1, 4L * Arrays.stream(inputWidths).asLongStream().sum());
+        return Math.max(executors.isEmpty() ? 1 : executors.get(0).capacity(), DEFAULT_BATCH_BYTES / rowBytes);
+    }
+
+    private void serve(HalvingRunner runner) {
         try {
             while (true) {
-                Request r = queue.take();
+                Request r = queue.takeFirst();
                 if (r == STOP) {
                     return;
                 }
-                java.util.List<Request> group = new java.util.ArrayList<>();
+                List<Request> group = new ArrayList<>();
                 group.add(r);
                 long rows = r.rows();
-                // One consumer: what peek sees, poll takes. STOP stays queued behind the group.
-                for (Request next; (next = queue.peek()) != null && next != STOP && rows + next.rows() <= maxRows; ) {
-                    group.add(queue.poll());
-                    rows += next.rows();
+                synchronized (grouping) {
+                    // What does not fit (or STOP) goes back to the head, where the next worker takes it first.
+                    for (Request next; (next = queue.pollFirst()) != null; ) {
+                        if (next == STOP || rows + next.rows() > maxRows) {
+                            queue.addFirst(next);
+                            break;
+                        }
+                        group.add(next);
+                        rows += next.rows();
+                    }
                 }
-                if (runTogether(group)) {
+                if (runTogether(runner, group)) {
                     group.forEach(g -> g.done().complete(null));
                     continue;
                 }
@@ -97,26 +135,38 @@ public final class DeviceQueue implements AutoCloseable {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        } finally {
-            // Fail whatever is still queued (only possible after an interrupt) rather than leaving callers waiting.
-            for (Request r; (r = queue.poll()) != null; ) {
-                if (r != STOP) {
+            // Fail the requests still queued rather than leaving their callers waiting; the other workers' STOPs stay
+            // queued (a worker that returned normally must leave them alone: each worker ends on its own STOP).
+            int stops = 0;
+            for (Request r; (r = queue.pollFirst()) != null; ) {
+                if (r == STOP) {
+                    stops++;
+                } else {
                     r.done().completeExceptionally(KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "Device queue %s stopped", device));
                 }
+            }
+            for (int i = 0; i < stops; i++) {
+                queue.addLast(STOP);
             }
         }
     }
 
-    private boolean runTogether(java.util.List<Request> group) {
-        java.util.List<float[][]> inputs = new java.util.ArrayList<>(group.size());
-        java.util.List<float[][]> outputs = new java.util.ArrayList<>(group.size());
+    private boolean runTogether(HalvingRunner runner, List<Request> group) {
+        List<float[][]> inputs = new ArrayList<>(group.size());
+        List<float[][]> outputs = new ArrayList<>(group.size());
         int[] rows = new int[group.size()];
         for (int k = 0; k < rows.length; k++) {
             inputs.add(group.get(k).inputs());
             outputs.add(group.get(k).outputs());
             rows[k] = group.get(k).rows();
         }
-        return runner.runTogether(inputs, rows, outputs, copiers);
+        try {
+            return runner.runTogether(inputs, rows, outputs, copiers);
+        } catch (RuntimeException | Error e) {
+            // A single request's own failure is that caller's (a group's run failing returns false instead).
+            group.forEach(g -> g.done().completeExceptionally(e));
+            return true;
+        }
     }
 
     /** Scores {@code rows} rows on the device; blocks until this request's outputs are in {@code outputs}. */
@@ -134,7 +184,7 @@ public final class DeviceQueue implements AutoCloseable {
             if (closed) {
                 throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "Device queue %s is closed", device);
             }
-            queue.add(new Request(inputs, rows, outputs, done));
+            queue.addLast(new Request(inputs, rows, outputs, done));
         }
         return done;
     }
@@ -154,14 +204,14 @@ public final class DeviceQueue implements AutoCloseable {
         }
     }
 
-    /** The rows per device call now (smaller after out-of-memory retries). */
+    /** The rows per device call now, the largest over the executors (smaller after out-of-memory retries). */
     public int chunk() {
-        return runner.chunk();
+        return runners.stream().mapToInt(HalvingRunner::chunk).max().orElse(0);
     }
 
-    /** The worker thread (tests check that it ends). */
-    Thread worker() {
-        return worker;
+    /** The worker threads (tests check that they end). */
+    List<Thread> workers() {
+        return workers;
     }
 
     @Override
@@ -171,23 +221,27 @@ public final class DeviceQueue implements AutoCloseable {
                 return;
             }
             closed = true;
-            queue.add(STOP);
+            for (int i = 0; i < workers.size(); i++) {
+                queue.addLast(STOP);
+            }
         }
-        // Wait for the worker even if interrupted: closing the executor under a running batch would free its memory
+        // Wait for the workers even if interrupted: closing an executor under a running batch would free its memory
         // while the device still uses it.
         boolean interrupted = false;
-        while (worker.isAlive()) {
-            try {
-                worker.join();
-            } catch (InterruptedException e) {
-                interrupted = true;
+        for (Thread worker : workers) {
+            while (worker.isAlive()) {
+                try {
+                    worker.join();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
             }
         }
         if (copiers != null) {
             copiers.shutdown();
             while (true) {
                 try {
-                    if (copiers.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES)) {
+                    if (copiers.awaitTermination(1, TimeUnit.MINUTES)) {
                         break;
                     }
                 } catch (InterruptedException e) {
@@ -195,7 +249,9 @@ public final class DeviceQueue implements AutoCloseable {
                 }
             }
         }
-        executor.close();
+        for (Executor executor : executors) {
+            executor.close();
+        }
         if (interrupted) {
             Thread.currentThread().interrupt();
         }

@@ -186,7 +186,7 @@ class DeviceQueueTest {
             callers.shutdown();
             queue.close();
         }
-        assertThat(queue.worker().isAlive()).isFalse();
+        assertThat(queue.workers()).noneMatch(Thread::isAlive);
         assertThatThrownBy(() -> queue.run(new float[][] {new float[2]}, 1, new float[][] {new float[2]}))
                 .isInstanceOf(KilnException.class).hasMessageContaining("Device queue cuda:0 is closed");
     }
@@ -254,7 +254,7 @@ class DeviceQueueTest {
         device.gate = device.firstGate;
         List<float[]> xs = new ArrayList<>();
         List<float[]> ys = new ArrayList<>();
-        try (DeviceQueue queue = new DeviceQueue("cuda:7", device, new int[] {2}, new int[] {2}, 1L << 20, 3)) {
+        try (DeviceQueue queue = new DeviceQueue("cuda:7", List.of(device), new int[] {2}, new int[] {2}, 1L << 20, 3)) {
             var busy = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
             device.started.await();
             List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>();
@@ -276,6 +276,104 @@ class DeviceQueueTest {
             assertThat(ys.get(k)).as("request %d", k).containsExactly(expected(xs.get(k), 50_000));
         }
         assertThat(Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("kiln-copy-cuda:7-"))).as("copy threads end").isEmpty();
+    }
+
+    @Test
+    void withTwoExecutorsTheSecondWorkerServesWhileTheFirstIsBusy() throws Exception {
+        FullAbove a = new FullAbove(model.newExecutor(64), Integer.MAX_VALUE);
+        FullAbove b = new FullAbove(model.newExecutor(64), Integer.MAX_VALUE);
+        a.gate = a.firstGate;
+        b.gate = b.firstGate;
+        DeviceQueue queue = new DeviceQueue("cuda:3", List.of(a, b), new int[] {2}, new int[] {2});
+        try {
+            var first = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
+            while (a.started.getCount() > 0 && b.started.getCount() > 0) {
+                Thread.sleep(1);
+            }
+            // One worker is blocked in its first run; the second request can only go to the other one.
+            var second = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
+            assertThat(a.started.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+            assertThat(b.started.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+            // Both workers hold a request; release one: the other stays busy while the released one serves the rest.
+            FullAbove released = a;
+            FullAbove busy = b;
+            released.firstGate.countDown();
+            for (int k = 0; k < 5; k++) {
+                float[] x = input(10, k);
+                float[] y = new float[20];
+                queue.run(new float[][] {x}, 10, new float[][] {y});
+                assertThat(y).as("request %d while the other worker is busy", k).containsExactly(expected(x, 10));
+            }
+            assertThat(busy.batches).as("the busy executor ran only its first request").hasSize(1);
+            busy.firstGate.countDown();
+            queue.await(first);
+            queue.await(second);
+            assertThat(queue.workers()).extracting(Thread::getName).containsExactly("kiln-device-cuda:3", "kiln-device-cuda:3#2");
+        } finally {
+            a.firstGate.countDown();
+            b.firstGate.countDown();
+            queue.close();
+        }
+        assertThat(queue.workers()).noneMatch(Thread::isAlive);
+    }
+
+    @Test
+    void closeEndsEveryWorkerWhenOneIsBusyAtTheTime() throws Exception {
+        // Found on the H200: the first worker to end drained the other's STOP, and close() waited forever.
+        FullAbove a = new FullAbove(model.newExecutor(8), Integer.MAX_VALUE);
+        FullAbove b = new FullAbove(model.newExecutor(8), Integer.MAX_VALUE);
+        a.gate = a.firstGate;
+        b.gate = b.firstGate;
+        DeviceQueue queue = new DeviceQueue("cuda:5", List.of(a, b), new int[] {2}, new int[] {2});
+        var busy = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
+        while (a.started.getCount() > 0 && b.started.getCount() > 0) {
+            Thread.sleep(1);
+        }
+        FullAbove running = a.started.getCount() == 0 ? a : b;
+        FullAbove idle = running == a ? b : a;
+        idle.firstGate.countDown();
+        Thread closer = new Thread(queue::close, "closer");
+        closer.start();
+        // The idle worker takes its STOP and ends while the other is still inside its run.
+        Thread idleWorker = queue.workers().get(running == a ? 1 : 0);
+        idleWorker.join(10_000);
+        assertThat(idleWorker.isAlive()).as("the idle worker ended").isFalse();
+        running.firstGate.countDown();
+        closer.join(10_000);
+        assertThat(closer.isAlive()).as("close() returned").isFalse();
+        assertThat(queue.workers()).noneMatch(Thread::isAlive);
+        queue.await(busy);
+    }
+
+    @Test
+    void manyThreadsThroughTwoExecutorsGetTheirOwnRows() throws Exception {
+        FullAbove a = new FullAbove(model.newExecutor(128), 300);
+        FullAbove b = new FullAbove(model.newExecutor(128), 300);
+        ExecutorService callers = Executors.newFixedThreadPool(6);
+        try (DeviceQueue queue = new DeviceQueue("cuda:4", List.of(a, b), new int[] {2}, new int[] {2}, 1_000, 2)) {
+            List<Callable<Boolean>> work = new ArrayList<>();
+            for (int t = 0; t < 6; t++) {
+                int thread = t;
+                work.add(() -> {
+                    Random random = new Random(100 + thread);
+                    for (int i = 0; i < 60; i++) {
+                        int rows = 1 + random.nextInt(400);
+                        float[] x = input(rows, thread * 1000L + i);
+                        float[] y = new float[rows * 2];
+                        queue.run(new float[][] {x}, rows, new float[][] {y});
+                        assertThat(y).as("thread %d request %d", thread, i).containsExactly(expected(x, rows));
+                    }
+                    return true;
+                });
+            }
+            for (Future<Boolean> f : callers.invokeAll(work)) {
+                assertThat(f.get()).isTrue();
+            }
+            assertThat(a.batches).as("first executor used").isNotEmpty();
+            assertThat(b.batches).as("second executor used").isNotEmpty();
+        } finally {
+            callers.shutdown();
+        }
     }
 
     @Test

@@ -214,16 +214,37 @@ public final class GpuCheck {
         int requestRows = 1024;
         int requests = 200;
         System.out.println();
-        System.out.println("| device queue: " + threads + " threads x " + requests + " requests of " + requestRows + " rows | rows/s | result |");
-        System.out.println("|---|---|---|");
         boolean ok = true;
         try (CompiledModel model = Kiln.compile(mlp, PassPipeline.standard(), gpu)) {
-            for (boolean together : new boolean[] {false, true}) {
+            try (Executor staging = model.newExecutor(8192)) {
+                float[] rows = new float[8192 * 512];
+                double[] rates = new double[7];
+                for (int r = 0; r < rates.length; r++) {
+                    long start = System.nanoTime();
+                    staging.inputBuffer(0).put(staging.inputOffset(0), rows, 0, rows.length);
+                    rates[r] = 4.0 * rows.length / (System.nanoTime() - start);
+                }
+                Arrays.sort(rates);
+                System.out.printf("Host copy of 16 MiB from a Java array into page-locked staging, one thread, median of %d: %.1f GB/s%n%n",
+                        rates.length, rates[rates.length / 2]);
+            }
+            System.out.println("| device queue: " + threads + " threads x " + requests + " requests of " + requestRows + " rows | rows/s | result |");
+            System.out.println("|---|---|---|");
+            for (int variant = 0; variant < 3; variant++) {
+                boolean together = variant > 0;
                 int[] in = {512};
                 int[] out = {expectedRows.length / (inputRows.length / 512)};
-                var executor = model.newExecutor(requestRows);
-                try (var queue = together ? new dev.kiln.engine.exec.DeviceQueue("cuda:0", executor, in, out)
-                        : new dev.kiln.engine.exec.DeviceQueue("cuda:0", executor, in, out, requestRows)) {
+                java.util.List<Executor> executors = new java.util.ArrayList<>();
+                for (int e = 0; e < (variant == 2 ? 2 : 1); e++) {
+                    executors.add(model.newExecutor(requestRows));
+                }
+                String label = switch (variant) {
+                    case 0 -> "one executor, one request per device run";
+                    case 1 -> "one executor, waiting requests scored together";
+                    default -> "two executors, waiting requests scored together (Spark's default)";
+                };
+                try (var queue = together ? new dev.kiln.engine.exec.DeviceQueue("cuda:0", executors, in, out)
+                        : new dev.kiln.engine.exec.DeviceQueue("cuda:0", executors, in, out, requestRows)) {
                     float[] x = new float[requestRows * 512];
                     int refRows = inputRows.length / 512;
                     for (int r = 0; r < requestRows; r++) {
@@ -260,7 +281,7 @@ public final class GpuCheck {
                     double seconds = (System.nanoTime() - start) / 1e9;
                     pool.shutdown();
                     ok &= failure == null;
-                    System.out.printf("| %s | %,.0f | %s |%n", together ? "waiting requests scored together (default)" : "one request per device run",
+                    System.out.printf("| %s | %,.0f | %s |%n", label,
                             (double) threads * requests * requestRows / seconds, failure == null ? "PASS" : "FAIL: " + failure);
                 }
             }
