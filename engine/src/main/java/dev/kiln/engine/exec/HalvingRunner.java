@@ -167,8 +167,15 @@ public final class HalvingRunner {
         }
         if (halvings == 0 && rows > chunk) {
             // Memory has never been short: grow to the largest request seen (the first lease's capacity may be small).
-            executor.ensureCapacity(rows);
-            chunk = (int) Math.max(chunk, executor.capacity());
+            try {
+                executor.ensureCapacity(rows);
+            } catch (KilnException e) {
+                if (e.code() != ErrorCode.DEVICE_OUT_OF_MEMORY) {
+                    throw e;
+                }
+                halvings++;  // memory is short now: go on in chunks of what the executor already holds
+            }
+            chunk = (int) Math.max(1, Math.min(Math.max(chunk, executor.capacity()), Integer.MAX_VALUE));
         }
         int done = 0;
         StringBuilder tried = null;

@@ -69,7 +69,7 @@ class DeviceQueueTest {
     }
 
     /** Delegates to a CPU executor but fails like a full device when asked for more than {@code limit} rows. */
-    private static final class FullAbove implements Executor {
+    private static class FullAbove implements Executor {
         private final Executor inner;
         private final int limit;
         final List<Long> batches = java.util.Collections.synchronizedList(new ArrayList<>());
@@ -131,6 +131,29 @@ class DeviceQueueTest {
             assertThat(runner.chunk()).isEqualTo(62);
             assertThat(device.batches.subList(0, 5)).containsExactly(1000L, 500L, 250L, 125L, 62L);
             assertThat(device.batches.stream().filter(b -> b <= 100).mapToLong(Long::longValue).sum()).isEqualTo(1000);
+        }
+    }
+
+    @Test
+    void whenGrowingRunsOutOfMemoryTheRowsRunInChunksOfTheCurrentCapacity() {
+        // The device executor holds 16 rows and cannot grow: a 50-row request runs as 16 + 16 + 16 + 2, not a failure.
+        Executor inner = model.newExecutor(16);
+        try (FullAbove device = new FullAbove(inner, Integer.MAX_VALUE) {
+            @Override
+            public void ensureCapacity(long batch) {
+                if (batch > 16) {
+                    throw KilnException.of(ErrorCode.DEVICE_OUT_OF_MEMORY, "out of memory growing to %d rows", batch);
+                }
+            }
+        }) {
+            HalvingRunner runner = new HalvingRunner(device, new int[] {2}, new int[] {2});
+            float[] x = input(50, 8);
+            float[] y = new float[100];
+            runner.run(new float[][] {x}, 50, new float[][] {y});
+            assertThat(y).containsExactly(expected(x, 50));
+            assertThat(device.batches).containsExactly(16L, 16L, 16L, 2L);
+            assertThat(runner.halvings()).isEqualTo(1);
+            assertThat(runner.chunk()).isEqualTo(16);
         }
     }
 

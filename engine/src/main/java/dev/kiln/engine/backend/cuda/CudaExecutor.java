@@ -91,10 +91,15 @@ final class CudaExecutor implements Executor {
         return (int) Math.max(1, Math.min(chunks, capacity));
     }
 
+    /**
+     * Allocates everything for {@code newCapacity} rows. When growing, the old lanes' device memory is freed before the
+     * new lanes are allocated (device memory is what runs short; a grown executor must not need the old and the new at
+     * once); if the new lanes do not fit, the old ones are made again and the executor keeps its old capacity, so the
+     * caller can go on in smaller batches ({@link dev.kiln.engine.exec.HalvingRunner}).
+     */
     private void build(long newCapacity) {
         List<ByteBuffer> newInputs = new ArrayList<>();
         List<ByteBuffer> newOutputs = new ArrayList<>();
-        List<Lane> newLanes = new ArrayList<>();
         long newLaneCapacity = laneCapacity(newCapacity, java.util.Arrays.stream(inputRowBytes).sum());
         try {
             for (long bytes : inputRowBytes) {
@@ -103,32 +108,56 @@ final class CudaExecutor implements Executor {
             for (long bytes : outputRowBytes) {
                 newOutputs.add(api.mallocHost(Math.max(4, bytes * newCapacity)));
             }
-            MemoryPlan plan = MemoryPlanner.plan(graph, newLaneCapacity);
-            for (int i = 0; i < LANES; i++) {
-                newLanes.add(newLane(plan));
-            }
         } catch (RuntimeException e) {
-            for (Lane lane : newLanes) {
-                freeLane(lane);
-            }
             newInputs.forEach(api::freeHost);
             newOutputs.forEach(api::freeHost);
             throw e;
         }
-        // Keep inputs already set, then free the old buffers.
+        freeLanes();
+        try {
+            lanes.addAll(newLanes(newLaneCapacity));
+        } catch (RuntimeException e) {
+            newInputs.forEach(api::freeHost);
+            newOutputs.forEach(api::freeHost);
+            if (laneCapacity > 0) {
+                try {
+                    lanes.addAll(newLanes(laneCapacity));
+                } catch (RuntimeException again) {
+                    e.addSuppressed(again);  // run() now refuses, naming the lost buffers
+                }
+            }
+            throw e;
+        }
+        // Keep inputs already set, then free the old host buffers.
         for (int i = 0; i < hostInputs.length; i++) {
             ByteBuffer old = hostInputs[i].duplicate().clear();
             newInputs.get(i).duplicate().clear().put(old);
         }
-        freeAll();
+        freeHostBuffers();
         hostInputs = newInputs.toArray(new ByteBuffer[0]);
         hostOutputs = newOutputs.toArray(new ByteBuffer[0]);
         inputViews = views(hostInputs);
         outputViews = views(hostOutputs);
-        lanes.addAll(newLanes);
         capacity = newCapacity;
         laneCapacity = newLaneCapacity;
         lastBatch = -1;
+    }
+
+    /** Both lanes for {@code rows} rows each, or none (what was allocated is freed on failure). */
+    private List<Lane> newLanes(long rows) {
+        List<Lane> made = new ArrayList<>();
+        try {
+            MemoryPlan plan = MemoryPlanner.plan(graph, rows);
+            for (int i = 0; i < LANES; i++) {
+                made.add(newLane(plan));
+            }
+            return made;
+        } catch (RuntimeException e) {
+            for (Lane lane : made) {
+                freeLane(lane);
+            }
+            throw e;
+        }
     }
 
     private static FloatBuffer[] views(ByteBuffer[] buffers) {
@@ -189,12 +218,15 @@ final class CudaExecutor implements Executor {
         api.destroyStream(lane.stream());
     }
 
-    private void freeAll() {
+    private void freeLanes() {
         for (Lane lane : lanes) {
             api.synchronize(lane.stream());
             freeLane(lane);
         }
         lanes.clear();
+    }
+
+    private void freeHostBuffers() {
         for (ByteBuffer b : hostInputs) {
             api.freeHost(b);
         }
@@ -203,6 +235,11 @@ final class CudaExecutor implements Executor {
         }
         hostInputs = new ByteBuffer[0];
         hostOutputs = new ByteBuffer[0];
+    }
+
+    private void freeAll() {
+        freeLanes();
+        freeHostBuffers();
     }
 
     private void checkOpen() {
@@ -289,6 +326,10 @@ final class CudaExecutor implements Executor {
         checkOpen();
         if (batch > capacity) {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Batch %d exceeds the executor's capacity %d; set inputs (or ensureCapacity) first", batch, capacity);
+        }
+        if (lanes.isEmpty()) {
+            throw KilnException.of(ErrorCode.DEVICE_OUT_OF_MEMORY, "%s: this executor lost its device buffers when growing beyond %d rows failed "
+                    + "and they could not be made again; close it and create a smaller one", api.describe(), capacity);
         }
         for (int i = 0; i < boundInputs.length; i++) {
             // Capacity may have grown since the buffer was bound: never copy past its end.

@@ -188,6 +188,57 @@ class CudaBackendTest {
     }
 
     @Test
+    void growingFreesTheOldDeviceBuffersFirstAndKeepsThemWhenTheNewOnesDoNotFit() {
+        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+        TensorData x = TestGraphs.random(new long[] {4_096, 512}, 21);
+        float[] expected = eager(entry.block(), x);
+        try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
+            // Device bytes of the weights, of an executor for 64 rows and of one for 4,096 rows.
+            EmulatedCudaApi probe = new EmulatedCudaApi();
+            long weights;
+            long small;
+            long large;
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", probe).load(model)) {
+                weights = probe.liveDeviceBytes();
+                try (Executor e = loaded.newExecutor(64)) {
+                    small = probe.liveDeviceBytes() - weights;
+                }
+                try (Executor e = loaded.newExecutor(4_096)) {
+                    large = probe.liveDeviceBytes() - weights;
+                }
+            }
+            // Room for the large executor alone, not for the small and the large at once: growing still works.
+            EmulatedCudaApi gpu = new EmulatedCudaApi(weights + large + small / 2);
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model);
+                 Executor executor = loaded.newExecutor(64)) {
+                executor.setInput(0, x.toFloatArray(), 0, 4_096);
+                assertThat(executor.capacity()).isEqualTo(4_096);
+                assertThat(gpu.liveDeviceBytes()).isEqualTo(weights + large);
+                executor.run(4_096);
+                float[] actual = new float[4_096 * 2];
+                executor.getOutput(0, actual, 0);
+                assertAllClose(actual, expected, 2e-4, 2e-5, "grown to 4,096 rows next to full memory");
+            }
+            // Room for the small executor only: growing fails as out of memory and the executor still runs 64 rows.
+            EmulatedCudaApi tight = new EmulatedCudaApi(weights + small + small / 2);
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", tight).load(model);
+                 Executor executor = loaded.newExecutor(64)) {
+                assertThatThrownBy(() -> executor.ensureCapacity(4_096)).isInstanceOf(KilnException.class)
+                        .satisfies(e -> assertThat(((KilnException) e).code()).isEqualTo(ErrorCode.DEVICE_OUT_OF_MEMORY));
+                assertThat(executor.capacity()).isEqualTo(64);
+                assertThat(tight.liveDeviceBytes()).isEqualTo(weights + small);
+                executor.setInput(0, x.toFloatArray(), 0, 64);
+                executor.run(64);
+                float[] actual = new float[64 * 2];
+                executor.getOutput(0, actual, 0);
+                assertAllClose(actual, java.util.Arrays.copyOf(expected, 128), 2e-4, 2e-5, "64 rows after a failed growth");
+            }
+            assertThat(tight.liveDeviceBlocks()).isZero();
+            assertThat(tight.livePinnedBuffers()).isZero();
+        }
+    }
+
+    @Test
     void inputsBoundToDirectBuffersAreCopiedFromThereAndBadBindingsAreRefused() {
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
         TensorData x = TestGraphs.random(new long[] {7, 512}, 5);

@@ -41,6 +41,10 @@ public final class EmulatedCudaApi implements CudaApi {
         this.memoryLimit = memoryLimit;
     }
 
+    public long liveDeviceBytes() {
+        return deviceBytes;
+    }
+
     public int liveDeviceBlocks() {
         return device.size();
     }
