@@ -100,26 +100,33 @@ public final class DeviceQueue implements AutoCloseable {
     }
 
     private void serve(HalvingRunner runner) {
-        try {
-            while (true) {
-                Request r = queue.takeFirst();
-                if (r == STOP) {
-                    return;
-                }
-                List<Request> group = new ArrayList<>();
-                group.add(r);
-                long rows = r.rows();
-                synchronized (grouping) {
-                    // What does not fit (or STOP) goes back to the head, where the next worker takes it first.
-                    for (Request next; (next = queue.pollFirst()) != null; ) {
-                        if (next == STOP || rows + next.rows() > maxRows) {
-                            queue.addFirst(next);
-                            break;
-                        }
-                        group.add(next);
-                        rows += next.rows();
+        while (true) {
+            Request r;
+            try {
+                r = queue.takeFirst();
+            } catch (InterruptedException e) {
+                // Nothing here interrupts a worker on purpose: close() stops them with STOP, after the requests queued
+                // before it. A stray interrupt must not end a worker and strand the requests still to come.
+                continue;
+            }
+            if (r == STOP) {
+                return;
+            }
+            List<Request> group = new ArrayList<>();
+            group.add(r);
+            long rows = r.rows();
+            synchronized (grouping) {
+                // What does not fit (or STOP) goes back to the head, where the next worker takes it first.
+                for (Request next; (next = queue.pollFirst()) != null; ) {
+                    if (next == STOP || rows + next.rows() > maxRows) {
+                        queue.addFirst(next);
+                        break;
                     }
+                    group.add(next);
+                    rows += next.rows();
                 }
+            }
+            try {
                 if (runTogether(runner, group)) {
                     group.forEach(g -> g.done().complete(null));
                     continue;
@@ -132,21 +139,11 @@ public final class DeviceQueue implements AutoCloseable {
                         g.done().completeExceptionally(e);
                     }
                 }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            // Fail the requests still queued rather than leaving their callers waiting; the other workers' STOPs stay
-            // queued (a worker that returned normally must leave them alone: each worker ends on its own STOP).
-            int stops = 0;
-            for (Request r; (r = queue.pollFirst()) != null; ) {
-                if (r == STOP) {
-                    stops++;
-                } else {
-                    r.done().completeExceptionally(KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "Device queue %s stopped", device));
-                }
-            }
-            for (int i = 0; i < stops; i++) {
-                queue.addLast(STOP);
+            } catch (RuntimeException | Error e) {
+                // Never let a worker die with requests in hand: whatever is not complete yet fails with the cause.
+                group.forEach(g -> g.done().completeExceptionally(e));
+            } finally {
+                Thread.interrupted();  // a stray interrupt is not carried into the next group
             }
         }
     }
@@ -179,6 +176,12 @@ public final class DeviceQueue implements AutoCloseable {
      * (the arrays must not be touched until then). A task with several GPUs submits a slice to each and awaits all.
      */
     public CompletableFuture<Void> submit(float[][] inputs, int rows, float[][] outputs) {
+        if (inputs == null || outputs == null || rows < 0 || Arrays.stream(inputs).anyMatch(a -> a == null)
+                || Arrays.stream(outputs).anyMatch(a -> a == null)) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Device queue %s: a request needs input and output arrays (none null) and "
+                    + "rows >= 0, got %s inputs, %s outputs, %d rows", device, inputs == null ? "null" : inputs.length + "",
+                    outputs == null ? "null" : outputs.length + "", rows);
+        }
         CompletableFuture<Void> done = new CompletableFuture<>();
         synchronized (this) {
             if (closed) {
@@ -189,13 +192,31 @@ public final class DeviceQueue implements AutoCloseable {
         return done;
     }
 
-    /** Waits for a {@link #submit}ted request, rethrowing its failure as it happened on the device thread. */
+    /**
+     * Waits for a {@link #submit}ted request, rethrowing its failure as it happened on the device thread. An interrupt
+     * takes a request that is still queued out of the queue; one a worker already holds is waited for (its arrays are
+     * in use until then), and then the interrupt is reported.
+     */
     public void await(CompletableFuture<Void> done) {
         try {
             done.get();
         } catch (InterruptedException e) {
+            boolean removed = queue.removeIf(r -> r.done() == done);
+            if (!removed) {
+                while (true) {
+                    try {
+                        done.get();
+                        break;
+                    } catch (InterruptedException again) {
+                        // keep waiting: the worker still writes this request's outputs
+                    } catch (ExecutionException failed) {
+                        break;
+                    }
+                }
+            }
             Thread.currentThread().interrupt();
-            throw new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Interrupted while waiting for device " + device, e);
+            throw new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Interrupted while waiting for device " + device
+                    + (removed ? " (the request was taken out of the queue)" : " (after the request in progress ended)"), e);
         } catch (ExecutionException e) {
             if (e.getCause() instanceof RuntimeException re) {
                 throw re;
@@ -214,8 +235,9 @@ public final class DeviceQueue implements AutoCloseable {
         return workers;
     }
 
+    /** Synchronized: a second close waits until the first has closed the executors. */
     @Override
-    public void close() {
+    public synchronized void close() {
         synchronized (this) {
             if (closed) {
                 return;
@@ -249,11 +271,20 @@ public final class DeviceQueue implements AutoCloseable {
                 }
             }
         }
+        RuntimeException failure = null;
         for (Executor executor : executors) {
-            executor.close();
+            try {
+                executor.close();
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
         }
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
+        if (failure != null) {
+            throw failure;
+        }
     }
+
 }

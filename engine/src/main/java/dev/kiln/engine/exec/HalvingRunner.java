@@ -60,17 +60,17 @@ public final class HalvingRunner {
         for (int k = 0; k < rows.length; k++) {
             float[][] in = inputs.get(k);
             float[][] out = outputs.get(k);
-            if (in.length != inputWidths.length || out.length != outputWidths.length || rows[k] < 0) {
+            if (in == null || out == null || in.length != inputWidths.length || out.length != outputWidths.length || rows[k] < 0) {
                 return false;
             }
             for (int i = 0; i < in.length; i++) {
-                if (in[i].length < (long) rows[k] * inputWidths[i]) {
+                if (in[i] == null || in[i].length < (long) rows[k] * inputWidths[i]) {
                     return false;
                 }
                 bytes += 4L * rows[k] * inputWidths[i];
             }
             for (int o = 0; o < out.length; o++) {
-                if (out[o].length < (long) rows[k] * outputWidths[o]) {
+                if (out[o] == null || out[o].length < (long) rows[k] * outputWidths[o]) {
                     return false;
                 }
             }
@@ -83,7 +83,7 @@ public final class HalvingRunner {
         try {
             if (total > executor.capacity()) {
                 executor.ensureCapacity(total);
-                chunk = (int) Math.max(chunk, executor.capacity());
+                chunk = (int) Math.min(Integer.MAX_VALUE, Math.max(chunk, executor.capacity()));
             }
             java.util.List<Runnable> copies = new java.util.ArrayList<>();
             long offset = 0;
@@ -94,14 +94,20 @@ public final class HalvingRunner {
                     java.nio.FloatBuffer target = executor.inputBuffer(i);
                     long base = executor.inputOffset(i) + offset * w;
                     float[] source = in[i];
-                    pieces(rows[k], (from, n) -> copies.add(() -> target.duplicate().put((int) (base + (long) from * w), source, from * w, n * w)));
+                    pieces(rows[k], (from, n) -> copies.add(() -> target.duplicate().put(Math.toIntExact(base + (long) from * w), source, from * w, n * w)));
                 }
                 offset += rows[k];
             }
             runAll(copies, pool);
             executor.run(total);
         } catch (RuntimeException e) {
-            if (rows.length == 1 && !(e instanceof KilnException ke && ke.code() == ErrorCode.DEVICE_OUT_OF_MEMORY)) {
+            if (e instanceof KilnException ke && ke.code() == ErrorCode.DEVICE_OUT_OF_MEMORY) {
+                // Memory is short: later groups stay within what the executor holds (or half of what failed).
+                halvings++;
+                chunk = (int) Math.max(1, Math.min(executor.capacity() < total ? executor.capacity() : total / 2, Integer.MAX_VALUE));
+                return false;
+            }
+            if (rows.length == 1) {
                 throw e;  // one request's own failure: running it again alone would only repeat it
             }
             return false;
@@ -115,7 +121,7 @@ public final class HalvingRunner {
                 java.nio.FloatBuffer source = executor.outputBuffer(o);
                 long base = executor.outputOffset(o) + offset * w;
                 float[] target = out[o];
-                pieces(rows[k], (from, n) -> copies.add(() -> source.duplicate().get((int) (base + (long) from * w), target, from * w, n * w)));
+                pieces(rows[k], (from, n) -> copies.add(() -> source.duplicate().get(Math.toIntExact(base + (long) from * w), target, from * w, n * w)));
             }
             offset += rows[k];
         }
@@ -139,17 +145,25 @@ public final class HalvingRunner {
         for (Runnable copy : copies) {
             futures.add(pool.submit(copy));
         }
+        // Every copy is waited for, interrupts or not: the buffers must not be touched again while one still writes.
         RuntimeException failure = null;
+        boolean interrupted = false;
         for (java.util.concurrent.Future<?> f : futures) {
-            try {
-                f.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                failure = failure != null ? failure : new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Interrupted while staging a batch", e);
-            } catch (java.util.concurrent.ExecutionException e) {
-                failure = failure != null ? failure
-                        : e.getCause() instanceof RuntimeException re ? re : new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Staging failed: " + e.getCause(), e);
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (java.util.concurrent.ExecutionException e) {
+                    failure = failure != null ? failure
+                            : e.getCause() instanceof RuntimeException re ? re : new KilnException(ErrorCode.BACKEND_UNAVAILABLE, "Staging failed: " + e.getCause(), e);
+                    break;
+                }
             }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
         if (failure != null) {
             throw failure;

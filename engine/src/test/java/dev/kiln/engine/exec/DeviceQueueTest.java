@@ -400,6 +400,50 @@ class DeviceQueueTest {
     }
 
     @Test
+    void aGroupThatRunsOutOfMemoryMakesLaterGroupsSmallerAndEveryRequestIsScored() throws Exception {
+        FullAbove device = new FullAbove(model.newExecutor(256), 100);
+        device.gate = device.firstGate;
+        try (DeviceQueue queue = new DeviceQueue("cuda:6", device, new int[] {2}, new int[] {2})) {
+            var busy = queue.submit(new float[][] {new float[] {1, 1}}, 1, new float[][] {new float[2]});
+            device.started.await();
+            List<float[]> xs = new ArrayList<>();
+            List<float[]> ys = new ArrayList<>();
+            List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>();
+            for (int k = 0; k < 3; k++) {
+                xs.add(input(60, 60 + k));
+                ys.add(new float[120]);
+                done.add(queue.submit(new float[][] {xs.get(k)}, 60, new float[][] {ys.get(k)}));
+            }
+            device.firstGate.countDown();
+            queue.await(busy);
+            for (var d : done) {
+                queue.await(d);
+            }
+            for (int k = 0; k < 3; k++) {
+                assertThat(ys.get(k)).as("request %d", k).containsExactly(expected(xs.get(k), 60));
+            }
+            // 180 rows together ran out of memory: groups are now at most 90 rows, the three requests ran alone.
+            assertThat(device.batches).containsExactly(1L, 180L, 60L, 60L, 60L);
+            assertThat(queue.chunk()).isEqualTo(90);
+        }
+    }
+
+    @Test
+    void badRequestsAreRefusedWhenSubmittedAndAStrayInterruptDoesNotStopAWorker() {
+        try (DeviceQueue queue = new DeviceQueue("cuda:8", model.newExecutor(4), new int[] {2}, new int[] {2})) {
+            assertThatThrownBy(() -> queue.submit(new float[][] {null}, 1, new float[][] {new float[2]}))
+                    .isInstanceOf(KilnException.class).hasMessageContaining("none null");
+            assertThatThrownBy(() -> queue.submit(new float[][] {new float[2]}, -5, new float[][] {new float[2]}))
+                    .isInstanceOf(KilnException.class).hasMessageContaining("-5 rows");
+            queue.workers().get(0).interrupt();
+            float[] y = new float[2];
+            queue.run(new float[][] {new float[] {3, 1}}, 1, new float[][] {y});
+            assertThat(y).containsExactly(5.5f, 0f);
+            assertThat(queue.workers().get(0).isAlive()).isTrue();
+        }
+    }
+
+    @Test
     void withGroupsOfOneRowEveryRequestRunsAlone() throws Exception {
         FullAbove device = new FullAbove(model.newExecutor(64), Integer.MAX_VALUE);
         device.gate = device.firstGate;

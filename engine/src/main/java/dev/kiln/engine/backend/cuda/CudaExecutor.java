@@ -92,15 +92,17 @@ final class CudaExecutor implements Executor {
     }
 
     /**
-     * Allocates everything for {@code newCapacity} rows. When growing, the old lanes' device memory is freed before the
-     * new lanes are allocated (device memory is what runs short; a grown executor must not need the old and the new at
-     * once); if the new lanes do not fit, the old ones are made again and the executor keeps its old capacity, so the
-     * caller can go on in smaller batches ({@link dev.kiln.engine.exec.HalvingRunner}).
+     * Allocates everything for {@code newCapacity} rows. When growing, the new lanes are allocated next to the old
+     * ones if they fit; if not, the old lanes' device memory is freed first (device memory is what runs short) and the
+     * new ones tried again; if they still do not fit, lanes are made again at the old size (or, if something else took
+     * the memory meanwhile, at the largest size that fits) and the executor keeps its old capacity, so the caller can go
+     * on in smaller batches ({@link dev.kiln.engine.exec.HalvingRunner}).
      */
     private void build(long newCapacity) {
         List<ByteBuffer> newInputs = new ArrayList<>();
         List<ByteBuffer> newOutputs = new ArrayList<>();
         long newLaneCapacity = laneCapacity(newCapacity, java.util.Arrays.stream(inputRowBytes).sum());
+        List<Lane> grown;
         try {
             for (long bytes : inputRowBytes) {
                 newInputs.add(api.mallocHost(Math.max(4, bytes * newCapacity)));
@@ -108,32 +110,40 @@ final class CudaExecutor implements Executor {
             for (long bytes : outputRowBytes) {
                 newOutputs.add(api.mallocHost(Math.max(4, bytes * newCapacity)));
             }
-        } catch (RuntimeException e) {
-            newInputs.forEach(api::freeHost);
-            newOutputs.forEach(api::freeHost);
-            throw e;
-        }
-        freeLanes();
-        try {
-            lanes.addAll(newLanes(newLaneCapacity));
-        } catch (RuntimeException e) {
-            newInputs.forEach(api::freeHost);
-            newOutputs.forEach(api::freeHost);
-            if (laneCapacity > 0) {
+            try {
+                grown = newLanes(newLaneCapacity);
+            } catch (KilnException e) {
+                if (e.code() != ErrorCode.DEVICE_OUT_OF_MEMORY || lanes.isEmpty()) {
+                    throw e;
+                }
+                freeLanes();
                 try {
-                    lanes.addAll(newLanes(laneCapacity));
-                } catch (RuntimeException again) {
-                    e.addSuppressed(again);  // run() now refuses, naming the lost buffers
+                    grown = newLanes(newLaneCapacity);
+                } catch (KilnException again) {
+                    try {
+                        restoreLanes(laneCapacity);
+                    } catch (RuntimeException lost) {
+                        again.addSuppressed(lost);  // run() tries again, smaller
+                    }
+                    throw again;
                 }
             }
+        } catch (RuntimeException e) {
+            newInputs.forEach(api::freeHost);
+            newOutputs.forEach(api::freeHost);
             throw e;
         }
-        // Keep inputs already set, then free the old host buffers.
+        // Keep inputs already set; the new buffers and lanes become the executor's before the old ones are freed, so a
+        // failure while freeing leaves nothing freed twice and nothing of the new leaked.
         for (int i = 0; i < hostInputs.length; i++) {
             ByteBuffer old = hostInputs[i].duplicate().clear();
             newInputs.get(i).duplicate().clear().put(old);
         }
-        freeHostBuffers();
+        List<Lane> oldLanes = new ArrayList<>(lanes);
+        ByteBuffer[] oldInputs = hostInputs;
+        ByteBuffer[] oldOutputs = hostOutputs;
+        lanes.clear();
+        lanes.addAll(grown);
         hostInputs = newInputs.toArray(new ByteBuffer[0]);
         hostOutputs = newOutputs.toArray(new ByteBuffer[0]);
         inputViews = views(hostInputs);
@@ -141,6 +151,50 @@ final class CudaExecutor implements Executor {
         capacity = newCapacity;
         laneCapacity = newLaneCapacity;
         lastBatch = -1;
+        RuntimeException failure = null;
+        for (Lane lane : oldLanes) {
+            try {
+                api.synchronize(lane.stream());
+                freeLane(lane);
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        for (ByteBuffer[] buffers : new ByteBuffer[][] {oldInputs, oldOutputs}) {
+            for (ByteBuffer b : buffers) {
+                try {
+                    api.freeHost(b);
+                } catch (RuntimeException e) {
+                    failure = failure == null ? e : failure;
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    /**
+     * Makes the lanes again after they were freed, at {@code rows} rows each or, where that does not fit, the largest
+     * half, quarter, ... that does (a batch then runs in more chunks); out of memory only if not even one row fits.
+     */
+    private void restoreLanes(long rows) {
+        KilnException last = null;
+        for (long r = Math.max(1, rows); ; r /= 2) {
+            try {
+                lanes.addAll(newLanes(r));
+                laneCapacity = r;
+                return;
+            } catch (KilnException e) {
+                if (e.code() != ErrorCode.DEVICE_OUT_OF_MEMORY) {
+                    throw e;
+                }
+                last = e;
+            }
+            if (r == 1) {
+                throw last;
+            }
+        }
     }
 
     /** Both lanes for {@code rows} rows each, or none (what was allocated is freed on failure). */
@@ -212,34 +266,67 @@ final class CudaExecutor implements Executor {
         return s != null ? s : arena + 4L * plan.offset(output);
     }
 
+    /** Frees a lane's meta table, arena and stream, all three even if one fails (the first failure is rethrown). */
     private void freeLane(Lane lane) {
-        api.free(lane.meta());
-        api.free(lane.arena());
-        api.destroyStream(lane.stream());
+        RuntimeException failure = null;
+        for (Runnable step : new Runnable[] {() -> api.free(lane.meta()), () -> api.free(lane.arena()), () -> api.destroyStream(lane.stream())}) {
+            try {
+                step.run();
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
     }
 
+    /** Frees every lane, each taken off the list first (never freed twice); the first failure is rethrown at the end. */
     private void freeLanes() {
-        for (Lane lane : lanes) {
-            api.synchronize(lane.stream());
-            freeLane(lane);
+        RuntimeException failure = null;
+        while (!lanes.isEmpty()) {
+            Lane lane = lanes.remove(lanes.size() - 1);
+            try {
+                api.synchronize(lane.stream());
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
+            try {
+                freeLane(lane);
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
         }
-        lanes.clear();
+        if (failure != null) {
+            throw failure;
+        }
     }
 
+    /** Frees the staging buffers, each once, all of them even if one fails (the first failure is rethrown). */
     private void freeHostBuffers() {
-        for (ByteBuffer b : hostInputs) {
-            api.freeHost(b);
-        }
-        for (ByteBuffer b : hostOutputs) {
-            api.freeHost(b);
-        }
+        List<ByteBuffer> all = new ArrayList<>(java.util.Arrays.asList(hostInputs));
+        all.addAll(java.util.Arrays.asList(hostOutputs));
         hostInputs = new ByteBuffer[0];
         hostOutputs = new ByteBuffer[0];
+        RuntimeException failure = null;
+        for (ByteBuffer b : all) {
+            try {
+                api.freeHost(b);
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
     }
 
     private void freeAll() {
-        freeLanes();
-        freeHostBuffers();
+        try {
+            freeLanes();
+        } finally {
+            freeHostBuffers();
+        }
     }
 
     private void checkOpen() {
@@ -328,8 +415,8 @@ final class CudaExecutor implements Executor {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Batch %d exceeds the executor's capacity %d; set inputs (or ensureCapacity) first", batch, capacity);
         }
         if (lanes.isEmpty()) {
-            throw KilnException.of(ErrorCode.DEVICE_OUT_OF_MEMORY, "%s: this executor lost its device buffers when growing beyond %d rows failed "
-                    + "and they could not be made again; close it and create a smaller one", api.describe(), capacity);
+            // A failed growth freed them and something else took the memory: make them again, as large as fits.
+            restoreLanes(laneCapacity);
         }
         for (int i = 0; i < boundInputs.length; i++) {
             // Capacity may have grown since the buffer was bound: never copy past its end.

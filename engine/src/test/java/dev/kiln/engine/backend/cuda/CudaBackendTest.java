@@ -238,6 +238,86 @@ class CudaBackendTest {
         }
     }
 
+    /** Takes {@code steal} bytes of device memory at the first allocation after one failed: another process, say. */
+    private static final class MemoryThief implements CudaApi {
+        final EmulatedCudaApi in;
+        final long steal;
+        boolean armed;
+        boolean failed;
+        long stolen;
+
+        MemoryThief(EmulatedCudaApi in, long steal) {
+            this.in = in;
+            this.steal = steal;
+        }
+
+        @Override public String describe() { return in.describe(); }
+        @Override public long malloc(long bytes) {
+            if (armed && failed && stolen == 0) {
+                stolen = in.malloc(steal);
+            }
+            try {
+                return in.malloc(bytes);
+            } catch (KilnException e) {
+                failed |= armed;
+                throw e;
+            }
+        }
+        @Override public void free(long address) { in.free(address); }
+        @Override public java.nio.ByteBuffer mallocHost(long bytes) { return in.mallocHost(bytes); }
+        @Override public void freeHost(java.nio.ByteBuffer buffer) { in.freeHost(buffer); }
+        @Override public long createStream() { return in.createStream(); }
+        @Override public void destroyStream(long stream) { in.destroyStream(stream); }
+        @Override public void copyToDevice(long dst, java.nio.ByteBuffer src, long off, long bytes, long stream) { in.copyToDevice(dst, src, off, bytes, stream); }
+        @Override public void copyToHost(java.nio.ByteBuffer dst, long off, long src, long bytes, long stream) { in.copyToHost(dst, off, src, bytes, stream); }
+        @Override public void synchronize(long stream) { in.synchronize(stream); }
+        @Override public Launch prepare(String name, ArgKind... args) { return in.prepare(name, args); }
+        @Override public void gemm(boolean transB, boolean relu, long a, long b, long bias, long c, long m, long n, long k, long count,
+                                   long strideA, long strideB, long strideC, long stream) {
+            in.gemm(transB, relu, a, b, bias, c, m, n, k, count, strideA, strideB, strideC, stream);
+        }
+        @Override public void close() { in.close(); }
+    }
+
+    @Test
+    void aGrowthWhoseFreedMemoryIsTakenMeanwhileGoesOnWithSmallerLanes() {
+        // Found by review: a growth that freed the old lanes, failed, and found the memory gone could not remake them,
+        // and every later batch failed. Now the lanes come back as large as fits and the rows run in more chunks.
+        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+        TensorData x = TestGraphs.random(new long[] {100, 512}, 31);
+        float[] expected = eager(entry.block(), x);
+        try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
+            EmulatedCudaApi probe = new EmulatedCudaApi();
+            long weights;
+            long small;
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", probe).load(model)) {
+                weights = probe.liveDeviceBytes();
+                try (Executor e = loaded.newExecutor(64)) {
+                    small = probe.liveDeviceBytes() - weights;
+                }
+            }
+            EmulatedCudaApi emulated = new EmulatedCudaApi(weights + small + small / 2);
+            MemoryThief gpu = new MemoryThief(emulated, small);
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model);
+                 Executor executor = loaded.newExecutor(64)) {
+                gpu.armed = true;
+                dev.kiln.engine.exec.HalvingRunner runner = new dev.kiln.engine.exec.HalvingRunner(executor, new int[] {512}, new int[] {2});
+                float[] y = new float[200];
+                runner.run(new float[][] {x.toFloatArray()}, 100, new float[][] {y});
+                assertThat(gpu.stolen).as("the memory was taken during the growth").isNotZero();
+                assertAllClose(y, expected, 2e-4, 2e-5, "100 rows after the growth lost its memory");
+                assertThat(executor.capacity()).isEqualTo(64);
+                emulated.free(gpu.stolen);
+                gpu.armed = false;
+                float[] again = new float[20];
+                runner.run(new float[][] {java.util.Arrays.copyOf(x.toFloatArray(), 10 * 512)}, 10, new float[][] {again});
+                assertAllClose(again, java.util.Arrays.copyOf(expected, 20), 2e-4, 2e-5, "10 rows once the memory is back");
+            }
+            assertThat(emulated.liveDeviceBlocks()).isZero();
+            assertThat(emulated.livePinnedBuffers()).isZero();
+        }
+    }
+
     @Test
     void inputsBoundToDirectBuffersAreCopiedFromThereAndBadBindingsAreRefused() {
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
