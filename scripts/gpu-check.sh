@@ -83,6 +83,9 @@ run)
       echo "CUDA libraries on this machine:"
       find /usr /opt -name 'libcudart.so.1[23]*' -o -name 'libnvrtc.so.1[23]*' -o -name 'libcublasLt.so.1[23]*' 2>/dev/null | sort; } | tee "$out/gpu-env.txt"
     java=(./jre/bin/java -XX:+IgnoreUnrecognizedVMOptions --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED)
+    # Each run is cut off after this many seconds (a hang must not eat the device time: one did, at JVM exit, before
+    # DeviceQueue.close() was fixed); GPU_CHECK_LIMIT overrides.
+    limit=${GPU_CHECK_LIMIT:-150}
     args=(models --reps 5 --batches 4096,16384,65536 --chunks auto,1,2,4,8 "$@")
     status=0
     # CUDA 12.9 (what Kiln builds against), on the carried runtime and NVRTC unless the machine has CUDA 12 itself.
@@ -92,7 +95,7 @@ run)
             export LD_LIBRARY_PATH=$pack/cuda-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
             echo "gpu-check: CUDA 12.9 presets on the carried CUDA 12.9 runtime and NVRTC"
         fi
-        "${java[@]}" -cp "lib/*" dev.kiln.jobs.bench.GpuCheck "${args[@]}"
+        timeout "$limit" "${java[@]}" -cp "lib/*" dev.kiln.jobs.bench.GpuCheck "${args[@]}"
     ) 2>&1 | tee "$out/gpu-check-cuda12.md" || status=1
     # CUDA 13.3 presets on the machine's own CUDA 13 libraries (cuBLASLt where a toolkit or PyTorch's wheels hold it).
     if [ -d lib13 ]; then
@@ -101,7 +104,7 @@ run)
             export LD_LIBRARY_PATH=$dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
             echo "gpu-check: CUDA 13.3 presets on $dirs"
             cp13="lib13/classes:$(ls lib13/*.jar | paste -sd:):$(ls lib/*.jar | grep -v '/cuda-\|/javacpp-' | paste -sd:)"
-            "${java[@]}" -cp "$cp13" dev.kiln.jobs.bench.GpuCheck "${args[@]}"
+            timeout "$limit" "${java[@]}" -cp "$cp13" dev.kiln.jobs.bench.GpuCheck "${args[@]}"
         ) 2>&1 | tee "$out/gpu-check-cuda13.md" || status=1
     fi
     exit $status
