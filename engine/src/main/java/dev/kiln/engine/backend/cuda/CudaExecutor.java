@@ -355,7 +355,15 @@ final class CudaExecutor implements Executor {
     public void ensureCapacity(long batch) {
         checkOpen();
         if (batch > capacity) {
-            build(Math.max(batch, Math.min(capacity * 2, batch * 2)));
+            long target = Math.max(batch, Math.min(capacity * 2, batch * 2));
+            try {
+                build(target);
+            } catch (KilnException e) {
+                if (e.code() != ErrorCode.DEVICE_OUT_OF_MEMORY || target == batch) {
+                    throw e;
+                }
+                build(batch);  // the headroom did not fit; the batch itself may
+            }
         }
     }
 

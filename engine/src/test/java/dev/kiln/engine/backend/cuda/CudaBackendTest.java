@@ -238,6 +238,35 @@ class CudaBackendTest {
         }
     }
 
+    @Test
+    void growingAsksForHeadroomButSettlesForTheBatchWhenOnlyThatFits() {
+        // From 64 rows, a 100-row batch grows to 128 (twice the capacity) when it can, else to exactly 100.
+        ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
+        try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
+            EmulatedCudaApi probe = new EmulatedCudaApi();
+            long weights;
+            long rows100;
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", probe).load(model)) {
+                weights = probe.liveDeviceBytes();
+                try (Executor e = loaded.newExecutor(100)) {
+                    rows100 = probe.liveDeviceBytes() - weights;
+                }
+            }
+            EmulatedCudaApi gpu = new EmulatedCudaApi(weights + rows100);
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model);
+                 Executor executor = loaded.newExecutor(64)) {
+                executor.ensureCapacity(100);
+                assertThat(executor.capacity()).isEqualTo(100);
+            }
+            EmulatedCudaApi roomy = new EmulatedCudaApi();
+            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", roomy).load(model);
+                 Executor executor = loaded.newExecutor(64)) {
+                executor.ensureCapacity(100);
+                assertThat(executor.capacity()).isEqualTo(128);
+            }
+        }
+    }
+
     /** Takes {@code steal} bytes of device memory at the first allocation after one failed: another process, say. */
     private static final class MemoryThief implements CudaApi {
         final EmulatedCudaApi in;
