@@ -151,26 +151,10 @@ final class CudaExecutor implements Executor {
         capacity = newCapacity;
         laneCapacity = newLaneCapacity;
         lastBatch = -1;
-        RuntimeException failure = null;
-        for (Lane lane : oldLanes) {
-            try {
-                api.synchronize(lane.stream());
-                freeLane(lane);
-            } catch (RuntimeException e) {
-                failure = failure == null ? e : failure;
-            }
-        }
-        for (ByteBuffer[] buffers : new ByteBuffer[][] {oldInputs, oldOutputs}) {
-            for (ByteBuffer b : buffers) {
-                try {
-                    api.freeHost(b);
-                } catch (RuntimeException e) {
-                    failure = failure == null ? e : failure;
-                }
-            }
-        }
-        if (failure != null) {
-            throw failure;
+        try {
+            freeLanes(oldLanes);
+        } finally {
+            freeHost(oldInputs, oldOutputs);
         }
     }
 
@@ -281,11 +265,15 @@ final class CudaExecutor implements Executor {
         }
     }
 
-    /** Frees every lane, each taken off the list first (never freed twice); the first failure is rethrown at the end. */
     private void freeLanes() {
+        freeLanes(lanes);
+    }
+
+    /** Frees every lane of {@code list}, each taken off it first (never freed twice); the first failure is rethrown. */
+    private void freeLanes(List<Lane> list) {
         RuntimeException failure = null;
-        while (!lanes.isEmpty()) {
-            Lane lane = lanes.remove(lanes.size() - 1);
+        while (!list.isEmpty()) {
+            Lane lane = list.remove(list.size() - 1);
             try {
                 api.synchronize(lane.stream());
             } catch (RuntimeException e) {
@@ -304,16 +292,22 @@ final class CudaExecutor implements Executor {
 
     /** Frees the staging buffers, each once, all of them even if one fails (the first failure is rethrown). */
     private void freeHostBuffers() {
-        List<ByteBuffer> all = new ArrayList<>(java.util.Arrays.asList(hostInputs));
-        all.addAll(java.util.Arrays.asList(hostOutputs));
+        ByteBuffer[] inputs = hostInputs;
+        ByteBuffer[] outputs = hostOutputs;
         hostInputs = new ByteBuffer[0];
         hostOutputs = new ByteBuffer[0];
+        freeHost(inputs, outputs);
+    }
+
+    private void freeHost(ByteBuffer[]... groups) {
         RuntimeException failure = null;
-        for (ByteBuffer b : all) {
-            try {
-                api.freeHost(b);
-            } catch (RuntimeException e) {
-                failure = failure == null ? e : failure;
+        for (ByteBuffer[] buffers : groups) {
+            for (ByteBuffer b : buffers) {
+                try {
+                    api.freeHost(b);
+                } catch (RuntimeException e) {
+                    failure = failure == null ? e : failure;
+                }
             }
         }
         if (failure != null) {
