@@ -83,22 +83,9 @@ public final class HalvingRunner {
         try {
             if (total > executor.capacity()) {
                 executor.ensureCapacity(total);
-                chunk = (int) Math.min(Integer.MAX_VALUE, Math.max(chunk, executor.capacity()));
+                chunk = grownChunk();
             }
-            java.util.List<Runnable> copies = new java.util.ArrayList<>();
-            long offset = 0;
-            for (int k = 0; k < rows.length; k++) {
-                float[][] in = inputs.get(k);
-                for (int i = 0; i < in.length; i++) {
-                    int w = inputWidths[i];
-                    java.nio.FloatBuffer target = executor.inputBuffer(i);
-                    long base = executor.inputOffset(i) + offset * w;
-                    float[] source = in[i];
-                    pieces(rows[k], (from, n) -> copies.add(() -> target.duplicate().put(Math.toIntExact(base + (long) from * w), source, from * w, n * w)));
-                }
-                offset += rows[k];
-            }
-            runAll(copies, pool);
+            runAll(copies(inputs, rows, inputWidths, executor::inputBuffer, executor::inputOffset, true), pool);
             executor.run(total);
         } catch (RuntimeException e) {
             if (e instanceof KilnException ke && ke.code() == ErrorCode.DEVICE_OUT_OF_MEMORY) {
@@ -112,27 +99,40 @@ public final class HalvingRunner {
             }
             return false;
         }
-        java.util.List<Runnable> copies = new java.util.ArrayList<>();
-        long offset = 0;
-        for (int k = 0; k < rows.length; k++) {
-            float[][] out = outputs.get(k);
-            for (int o = 0; o < out.length; o++) {
-                int w = outputWidths[o];
-                java.nio.FloatBuffer source = executor.outputBuffer(o);
-                long base = executor.outputOffset(o) + offset * w;
-                float[] target = out[o];
-                pieces(rows[k], (from, n) -> copies.add(() -> source.duplicate().get(Math.toIntExact(base + (long) from * w), target, from * w, n * w)));
-            }
-            offset += rows[k];
-        }
-        runAll(copies, pool);
+        runAll(copies(outputs, rows, outputWidths, executor::outputBuffer, executor::outputOffset, false), pool);
         return true;
     }
 
-    private static void pieces(int rows, java.util.function.BiConsumer<Integer, Integer> piece) {
-        for (int from = 0; from < rows; from += COPY_PIECE_ROWS) {
-            piece.accept(from, Math.min(COPY_PIECE_ROWS, rows - from));
+    /** The chunk after the executor may have grown: its capacity, never below the chunk already reached. */
+    private int grownChunk() {
+        return (int) Math.max(1, Math.min(Math.max(chunk, executor.capacity()), Integer.MAX_VALUE));
+    }
+
+    /**
+     * The copies between each request's arrays and the executor's buffers ({@code toBuffer}: arrays to buffers), request
+     * {@code k}'s rows after those of the requests before it, in pieces of {@link #COPY_PIECE_ROWS} rows.
+     */
+    private static java.util.List<Runnable> copies(java.util.List<float[][]> arrays, int[] rows, int[] widths,
+                                                   java.util.function.IntFunction<java.nio.FloatBuffer> buffers,
+                                                   java.util.function.IntUnaryOperator offsets, boolean toBuffer) {
+        java.util.List<Runnable> copies = new java.util.ArrayList<>();
+        long offset = 0;
+        for (int k = 0; k < rows.length; k++) {
+            for (int i = 0; i < widths.length; i++) {
+                int w = widths[i];
+                java.nio.FloatBuffer buffer = buffers.apply(i);
+                long base = offsets.applyAsInt(i) + offset * w;
+                float[] array = arrays.get(k)[i];
+                for (int from = 0; from < rows[k]; from += COPY_PIECE_ROWS) {
+                    int at = Math.toIntExact(base + (long) from * w);
+                    int start = from * w;
+                    int length = Math.min(COPY_PIECE_ROWS, rows[k] - from) * w;
+                    copies.add(toBuffer ? () -> buffer.duplicate().put(at, array, start, length) : () -> buffer.duplicate().get(at, array, start, length));
+                }
+            }
+            offset += rows[k];
         }
+        return copies;
     }
 
     /** Runs the copies, on {@code pool} when given; a copy's failure is rethrown here. */
@@ -189,7 +189,7 @@ public final class HalvingRunner {
                 }
                 halvings++;  // memory is short now: go on in chunks of what the executor already holds
             }
-            chunk = (int) Math.max(1, Math.min(Math.max(chunk, executor.capacity()), Integer.MAX_VALUE));
+            chunk = grownChunk();
         }
         int done = 0;
         StringBuilder tried = null;

@@ -181,29 +181,38 @@ class DeviceQueueTest {
         }
     }
 
+    /**
+     * {@code threads} callers each send {@code requests} requests of 1 to {@code maxRows} random rows and check every
+     * output against the hand-computed formula.
+     */
+    private static void callConcurrently(DeviceQueue queue, ExecutorService callers, int threads, int requests, int maxRows, long seed)
+            throws Exception {
+        List<Callable<Boolean>> work = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int thread = t;
+            work.add(() -> {
+                Random random = new Random(seed + thread);
+                for (int i = 0; i < requests; i++) {
+                    int rows = 1 + random.nextInt(maxRows);
+                    float[] x = input(rows, thread * 1000L + i);
+                    float[] y = new float[rows * 2];
+                    queue.run(new float[][] {x}, rows, new float[][] {y});
+                    assertThat(y).as("thread %d request %d", thread, i).containsExactly(expected(x, rows));
+                }
+                return true;
+            });
+        }
+        for (Future<Boolean> f : callers.invokeAll(work)) {
+            assertThat(f.get()).isTrue();
+        }
+    }
+
     @Test
     void manyThreadsShareOneDeviceThroughTheQueue() throws Exception {
         DeviceQueue queue = new DeviceQueue("cuda:0", new FullAbove(model.newExecutor(256), 200), new int[] {2}, new int[] {2});
         ExecutorService callers = Executors.newFixedThreadPool(8);
         try {
-            List<Callable<Boolean>> work = new ArrayList<>();
-            for (int t = 0; t < 8; t++) {
-                int thread = t;
-                work.add(() -> {
-                    Random random = new Random(thread);
-                    for (int i = 0; i < 40; i++) {
-                        int rows = 1 + random.nextInt(600);
-                        float[] x = input(rows, thread * 1000L + i);
-                        float[] y = new float[rows * 2];
-                        queue.run(new float[][] {x}, rows, new float[][] {y});
-                        assertThat(y).as("thread %d request %d", thread, i).containsExactly(expected(x, rows));
-                    }
-                    return true;
-                });
-            }
-            for (Future<Boolean> f : callers.invokeAll(work)) {
-                assertThat(f.get()).isTrue();
-            }
+            callConcurrently(queue, callers, 8, 40, 600, 0);
             assertThat(queue.chunk()).isLessThanOrEqualTo(200);
         } finally {
             callers.shutdown();
@@ -374,24 +383,7 @@ class DeviceQueueTest {
         FullAbove b = new FullAbove(model.newExecutor(128), 300);
         ExecutorService callers = Executors.newFixedThreadPool(6);
         try (DeviceQueue queue = new DeviceQueue("cuda:4", List.of(a, b), new int[] {2}, new int[] {2}, 1_000, 2)) {
-            List<Callable<Boolean>> work = new ArrayList<>();
-            for (int t = 0; t < 6; t++) {
-                int thread = t;
-                work.add(() -> {
-                    Random random = new Random(100 + thread);
-                    for (int i = 0; i < 60; i++) {
-                        int rows = 1 + random.nextInt(400);
-                        float[] x = input(rows, thread * 1000L + i);
-                        float[] y = new float[rows * 2];
-                        queue.run(new float[][] {x}, rows, new float[][] {y});
-                        assertThat(y).as("thread %d request %d", thread, i).containsExactly(expected(x, rows));
-                    }
-                    return true;
-                });
-            }
-            for (Future<Boolean> f : callers.invokeAll(work)) {
-                assertThat(f.get()).isTrue();
-            }
+            callConcurrently(queue, callers, 6, 60, 400, 100);
             assertThat(a.batches).as("first executor used").isNotEmpty();
             assertThat(b.batches).as("second executor used").isNotEmpty();
         } finally {

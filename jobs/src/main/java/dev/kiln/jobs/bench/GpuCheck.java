@@ -122,7 +122,7 @@ public final class GpuCheck {
                     double abs = Math.abs(got[i] - want[i]);
                     maxAbs = Math.max(maxAbs, abs);
                     maxRel = Math.max(maxRel, abs / Math.max(1e-6, Math.abs(want[i])));
-                    pass &= abs <= 1e-5 + 1e-4 * Math.abs(want[i]);
+                    pass &= matches(got[i], want[i]);
                 }
             }
             System.out.printf("| %s | %d | %.2e | %.2e | %s |%n", name, rows, maxAbs, maxRel, pass ? "PASS" : "FAIL (1e-4 relative + 1e-5)");
@@ -155,7 +155,7 @@ public final class GpuCheck {
                 for (int j = 0; j < outWidth; j++) {
                     float g = got[r * outWidth + j];
                     float want = expected[r * outWidth + j];
-                    pass &= r == badRow ? Float.isNaN(g) : Math.abs(g - want) <= 1e-5 + 1e-4 * Math.abs(want);
+                    pass &= r == badRow ? Float.isNaN(g) : matches(g, want);
                 }
             }
             System.out.printf("| mlp, a NaN in row %d | %d | - | - | %s |%n", badRow, shape[0],
@@ -195,7 +195,7 @@ public final class GpuCheck {
                 for (int j = 0; j < outWidth; j++) {
                     float want = expectedRows[(int) (r % refRows) * outWidth + j];
                     float got = out[(int) (r * outWidth + j)];
-                    if (!(Math.abs(got - want) <= 1e-5 + 1e-4 * Math.abs(want))) {
+                    if (!matches(got, want)) {
                         throw new IllegalStateException(String.format("Batch %d, row %d, output %d: %s, PyTorch says %s", batch, r, j, got, want));
                     }
                 }
@@ -265,7 +265,7 @@ public final class GpuCheck {
                                 queue.run(new float[][] {x}, requestRows, new float[][] {y});
                                 for (int i = 0; i < y.length && failure == null; i++) {
                                     float want = expectedRows[((i / out[0]) % refRows) * out[0] + i % out[0]];
-                                    if (!(Math.abs(y[i] - want) <= 1e-5 + 1e-4 * Math.abs(want))) {
+                                    if (!matches(y[i], want)) {
                                         failure = "request " + q + " value " + i + ": " + y[i] + ", PyTorch says " + want;
                                     }
                                 }
@@ -287,6 +287,11 @@ public final class GpuCheck {
             }
         }
         return ok;
+    }
+
+    /** The check's tolerance against PyTorch: 1e-4 relative plus 1e-5 absolute; NaN never matches. */
+    private static boolean matches(float got, float want) {
+        return Math.abs(got - want) <= 1e-5 + 1e-4 * Math.abs(want);
     }
 
     /** All values of the one tensor in a safetensors file, as floats (the check models have one input, one output). */

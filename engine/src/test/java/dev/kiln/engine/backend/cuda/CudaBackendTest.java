@@ -187,6 +187,21 @@ class CudaBackendTest {
         }
     }
 
+    /** Device bytes of {@code model}'s weights, then of an executor for each capacity (measured on an unlimited device). */
+    private static long[] deviceBytes(CompiledModel model, long... capacities) {
+        EmulatedCudaApi probe = new EmulatedCudaApi();
+        long[] out = new long[capacities.length + 1];
+        try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", probe).load(model)) {
+            out[0] = probe.liveDeviceBytes();
+            for (int i = 0; i < capacities.length; i++) {
+                try (Executor e = loaded.newExecutor(capacities[i])) {
+                    out[i + 1] = probe.liveDeviceBytes() - out[0];
+                }
+            }
+        }
+        return out;
+    }
+
     @Test
     void growingFreesTheOldDeviceBuffersFirstAndKeepsThemWhenTheNewOnesDoNotFit() {
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
@@ -194,19 +209,10 @@ class CudaBackendTest {
         float[] expected = eager(entry.block(), x);
         try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
             // Device bytes of the weights, of an executor for 64 rows and of one for 4,096 rows.
-            EmulatedCudaApi probe = new EmulatedCudaApi();
-            long weights;
-            long small;
-            long large;
-            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", probe).load(model)) {
-                weights = probe.liveDeviceBytes();
-                try (Executor e = loaded.newExecutor(64)) {
-                    small = probe.liveDeviceBytes() - weights;
-                }
-                try (Executor e = loaded.newExecutor(4_096)) {
-                    large = probe.liveDeviceBytes() - weights;
-                }
-            }
+            long[] bytes = deviceBytes(model, 64, 4_096);
+            long weights = bytes[0];
+            long small = bytes[1];
+            long large = bytes[2];
             // Room for the large executor alone, not for the small and the large at once: growing still works.
             EmulatedCudaApi gpu = new EmulatedCudaApi(weights + large + small / 2);
             try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model);
@@ -243,15 +249,9 @@ class CudaBackendTest {
         // From 64 rows, a 100-row batch grows to 128 (twice the capacity) when it can, else to exactly 100.
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
         try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
-            EmulatedCudaApi probe = new EmulatedCudaApi();
-            long weights;
-            long rows100;
-            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", probe).load(model)) {
-                weights = probe.liveDeviceBytes();
-                try (Executor e = loaded.newExecutor(100)) {
-                    rows100 = probe.liveDeviceBytes() - weights;
-                }
-            }
+            long[] bytes = deviceBytes(model, 100);
+            long weights = bytes[0];
+            long rows100 = bytes[1];
             EmulatedCudaApi gpu = new EmulatedCudaApi(weights + rows100);
             try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model);
                  Executor executor = loaded.newExecutor(64)) {
@@ -316,15 +316,9 @@ class CudaBackendTest {
         TensorData x = TestGraphs.random(new long[] {100, 512}, 31);
         float[] expected = eager(entry.block(), x);
         try (CompiledModel model = Kiln.compile(entry.block(), entry.signature())) {
-            EmulatedCudaApi probe = new EmulatedCudaApi();
-            long weights;
-            long small;
-            try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", probe).load(model)) {
-                weights = probe.liveDeviceBytes();
-                try (Executor e = loaded.newExecutor(64)) {
-                    small = probe.liveDeviceBytes() - weights;
-                }
-            }
+            long[] bytes = deviceBytes(model, 64);
+            long weights = bytes[0];
+            long small = bytes[1];
             EmulatedCudaApi emulated = new EmulatedCudaApi(weights + small + small / 2);
             MemoryThief gpu = new MemoryThief(emulated, small);
             try (Backend.LoadedModel loaded = new CudaBackend("cuda:emulated", gpu).load(model);
