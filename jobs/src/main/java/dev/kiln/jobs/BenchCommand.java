@@ -107,7 +107,8 @@ final class BenchCommand implements KilnCli.Command {
     }
 
     static String environment() {
-        return String.format("%d cores, OPENBLAS_CORETYPE=%s, OMP_WAIT_POLICY=%s, BLAS threads per worker %d",
-                Runtime.getRuntime().availableProcessors(), System.getenv("OPENBLAS_CORETYPE"), System.getenv("OMP_WAIT_POLICY"), CpuBackend.blasThreads());
+        return String.format("%d cores, dense layers on %s, OPENBLAS_CORETYPE=%s, OMP_WAIT_POLICY=%s, OMP_NUM_THREADS=%s, BLAS threads per worker %d",
+                Runtime.getRuntime().availableProcessors(), CpuBackend.gemmLibrary(), System.getenv("OPENBLAS_CORETYPE"), System.getenv("OMP_WAIT_POLICY"),
+                System.getenv("OMP_NUM_THREADS"), CpuBackend.blasThreads());
     }
 }

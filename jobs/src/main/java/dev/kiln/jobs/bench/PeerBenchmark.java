@@ -27,9 +27,12 @@ import java.util.Map;
 
 /**
  * Kiln against ONNX Runtime on the same ONNX file, one thread, interleaved repetitions: Kiln compiled (imported from
- * the ONNX file), ONNX Runtime with its input and output tensors created once and reused (pinned outputs), and the
- * sgemm ceiling: the model's three GEMMs alone through OpenBLAS at the same batch. Outputs are checked equal (1e-5
- * relative) before timing. A benchmark, never a test.
+ * the ONNX file) copying its input in from a {@code float[]} every call ({@code compiled}) and reading it in place from
+ * a bound direct buffer ({@code compiled-bound}: the zero-copy path Spark's Arrow batches take, and the counterpart of
+ * ONNX Runtime's reused tensors), ONNX Runtime with its input and output tensors created once and reused (pinned
+ * outputs), and the sgemm ceiling: the model's three GEMMs alone through OpenBLAS ({@code ceiling}) and through
+ * oneDNN's {@code dnnl_sgemm} ({@code ceiling-onednn}) at the same batch. Outputs of both Kiln modes are checked equal
+ * (1e-5 relative) to ONNX Runtime's before timing. A benchmark, never a test.
  */
 public final class PeerBenchmark {
     private PeerBenchmark() {
@@ -64,7 +67,7 @@ public final class PeerBenchmark {
             long[] outShape = withBatch(model.signature().outputs().get(0).shape(), 1);
             long features = rowElements(inShape);
             long outWidth = rowElements(outShape);
-            // The OpenBLAS ceiling is the seed MLP's three GEMMs: only meaningful for that model.
+            // The sgemm ceilings are the seed MLP's three GEMMs: only meaningful for that model.
             boolean seedMlp = inShape.length == 2 && inShape[1] == 512 && outWidth == 2;
             String inName = model.signature().inputs().get(0).name();
             String outName = model.signature().outputs().get(0).name();
@@ -81,9 +84,13 @@ public final class PeerBenchmark {
     /** One worker's inputs, outputs and calls. */
     private static final class Lane implements AutoCloseable {
         final Executor executor;
+        /** A second executor reading its input straight from a direct buffer (zero copy: Spark's Arrow path). */
+        final Executor bound;
+        final ByteBuffer boundInput;
         final OnnxTensor inTensor;
         final OnnxTensor outTensor;
         final Gemms gemms;
+        final Gemms dnnlGemms;
         final float[] input;
         final float[] kilnOut;
 
@@ -94,18 +101,25 @@ public final class PeerBenchmark {
             ortIn.rewind();
             FloatBuffer ortOut = ByteBuffer.allocateDirect(kilnOut.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
             executor = model.newExecutor(batch);
+            boundInput = ByteBuffer.allocateDirect(input.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+            boundInput.asFloatBuffer().put(input);
+            bound = model.newExecutor(batch);
+            bound.bindInput(0, boundInput);
             inTensor = OnnxTensor.createTensor(env, ortIn, withBatch(inShape, batch));
             outTensor = OnnxTensor.createTensor(env, ortOut, withBatch(outShape, batch));
-            gemms = seedMlp ? new Gemms(batch) : null;
+            gemms = seedMlp ? new Gemms(batch, false) : null;
+            dnnlGemms = seedMlp ? new Gemms(batch, true) : null;
         }
 
         @Override
         public void close() {
             executor.close();
+            bound.close();
             inTensor.close();
             outTensor.close();
             if (gemms != null) {
                 gemms.close();
+                dnnlGemms.close();
             }
         }
     }
@@ -117,7 +131,7 @@ public final class PeerBenchmark {
         java.util.concurrent.ExecutorService pool = threads > 1 ? java.util.concurrent.Executors.newFixedThreadPool(threads) : null;
         try {
             List<List<Call>> contenders = new ArrayList<>();
-            for (int m = 0; m < (seedMlp ? 3 : 2); m++) {
+            for (int m = 0; m < (seedMlp ? 5 : 3); m++) {
                 contenders.add(new ArrayList<>());
             }
             for (int t = 0; t < threads; t++) {
@@ -129,14 +143,22 @@ public final class PeerBenchmark {
                     lane.executor.getOutput(0, lane.kilnOut, 0);
                 });
                 contenders.get(1).add(() -> {
+                    lane.bound.run(batch);
+                    lane.bound.getOutput(0, lane.kilnOut, 0);
+                });
+                contenders.get(2).add(() -> {
                     try (OrtSession.Result ignored = session.run(Map.of(inName, lane.inTensor), Map.of(outName, lane.outTensor))) {
                         // Outputs land in the pinned tensor.
                     }
                 });
                 if (seedMlp) {
-                    contenders.get(2).add(lane.gemms::run);
+                    contenders.get(3).add(lane.gemms::run);
+                    contenders.get(4).add(lane.dnnlGemms::run);
                 }
+                contenders.get(2).get(t).call();
                 contenders.get(0).get(t).call();
+                checkEqual(lane.kilnOut, lane.outTensor.getFloatBuffer(), batch);
+                java.util.Arrays.fill(lane.kilnOut, Float.NaN);
                 contenders.get(1).get(t).call();
                 checkEqual(lane.kilnOut, lane.outTensor.getFloatBuffer(), batch);
             }
@@ -150,7 +172,7 @@ public final class PeerBenchmark {
                     seconds[m][r] = time(contenders.get(m), n, pool);
                 }
             }
-            String[] modes = {"compiled", "onnxruntime", "ceiling"};
+            String[] modes = {"compiled", "compiled-bound", "onnxruntime", "ceiling", "ceiling-onednn"};
             StringBuilder line = new StringBuilder(String.format("batch %5d  threads %d", batch, threads));
             for (int m = 0; m < contenders.size(); m++) {
                 SeedBenchmark.Result result = summarize(modes[m], batch, threads, n, seconds[m]);
@@ -244,9 +266,10 @@ public final class PeerBenchmark {
         }
     }
 
-    /** The seed MLP's three GEMMs (512->256->128->2) alone through OpenBLAS: the floor under any engine's time. */
+    /** The seed MLP's three GEMMs (512->256->128->2) alone through OpenBLAS or oneDNN: the floor under any engine's time. */
     private static final class Gemms implements AutoCloseable {
         private final int batch;
+        private final boolean onednn;
         private final FloatPointer x;
         private final FloatPointer h1;
         private final FloatPointer h2;
@@ -255,7 +278,8 @@ public final class PeerBenchmark {
         private final FloatPointer w2;
         private final FloatPointer w3;
 
-        Gemms(int batch) {
+        Gemms(int batch, boolean onednn) {
+            this.onednn = onednn;
             this.batch = batch;
             x = filled(batch * 512L);
             h1 = new FloatPointer(batch * 256L);
@@ -282,6 +306,13 @@ public final class PeerBenchmark {
         }
 
         private void gemm(FloatPointer a, FloatPointer w, FloatPointer c, int k, int n) {
+            if (onednn) {
+                int status = org.bytedeco.dnnl.global.dnnl.dnnl_sgemm((byte) 'N', (byte) 'T', batch, n, k, 1f, a, k, w, k, 0f, c, n);
+                if (status != 0) {
+                    throw new IllegalStateException("dnnl_sgemm failed: status " + status);
+                }
+                return;
+            }
             openblas_nolapack.cblas_sgemm(openblas_nolapack.CblasRowMajor, openblas_nolapack.CblasNoTrans, openblas_nolapack.CblasTrans,
                     batch, n, k, 1f, a, k, w, k, 0f, c, n);
         }

@@ -10,8 +10,9 @@ import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * The CPU backend: weights and activations in off-heap memory (JavaCPP), dense layers and matmuls through OpenBLAS
- * (the library ND4J bundles) with fused bias/activation epilogues, every other op through its reference kernel.
+ * The CPU backend: weights and activations in off-heap memory (JavaCPP); dense layers through oneDNN's matmul with the
+ * bias fused ({@link Dnnl}; OpenBLAS where oneDNN does not load, and for single rows), matmuls and
+ * convolutions through OpenBLAS (the library ND4J bundles), every other op through its reference kernel.
  */
 public final class CpuBackend implements Backend {
     public static final CpuBackend INSTANCE = new CpuBackend();
@@ -33,7 +34,7 @@ public final class CpuBackend implements Backend {
     static Kernel specialised(Node node, Slot[] inputs, Slot[] outputs) {
         switch (node.op()) {
             case OpRegistry.DENSE:
-                return new BlasDenseKernel(node, inputs, outputs[0]);
+                return Dnnl.enabled() ? new DnnlDenseKernel(node, inputs, outputs[0]) : new BlasDenseKernel(node, inputs, outputs[0]);
             case OpRegistry.MATMUL:
                 return new BlasMatMulKernel(inputs[0], inputs[1], outputs[0]);
             case OpRegistry.CONV2D:
@@ -60,6 +61,11 @@ public final class CpuBackend implements Backend {
     /** Sets the number of threads one BLAS call may use (process-wide in OpenBLAS). */
     public static void setBlasThreads(int threads) {
         Nd4j.factory().blas().setMaxThreads(Math.max(1, threads));
+    }
+
+    /** Which library runs dense layers in this JVM ("oneDNN 3.8.1", or "OpenBLAS (...)" saying why). */
+    public static String gemmLibrary() {
+        return Dnnl.description();
     }
 
     public static int blasThreads() {

@@ -76,18 +76,23 @@ final class CpuExecutor implements Executor {
             slots.put(e.getKey(), new Slot(loaded.view(e.getValue()), 0, e.getKey().type()));
         }
         List<Kernel> schedule = new ArrayList<>();
-        for (Node node : graph.nodes()) {
-            if (CpuLoadedModel.isSource(node)) {
-                continue;
+        try {
+            for (Node node : graph.nodes()) {
+                if (CpuLoadedModel.isSource(node)) {
+                    continue;
+                }
+                OpDef def = OpRegistry.get(node.op());
+                Slot[] in = slotsOf(node.inputs(), slots);
+                Slot[] out = slotsOf(node.outputs(), slots);
+                if (def.aliasesInput()) {
+                    continue;
+                }
+                Kernel kernel = CpuBackend.specialised(node, in, out);
+                schedule.add(KernelProfile.wrap(node, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
             }
-            OpDef def = OpRegistry.get(node.op());
-            Slot[] in = slotsOf(node.inputs(), slots);
-            Slot[] out = slotsOf(node.outputs(), slots);
-            if (def.aliasesInput()) {
-                continue;
-            }
-            Kernel kernel = CpuBackend.specialised(node, in, out);
-            schedule.add(KernelProfile.wrap(node, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
+        } catch (RuntimeException e) {
+            closeAll(schedule.toArray(new Kernel[0]));
+            throw e;
         }
         Slot[] newInputs = slotsOf(graph.inputs(), slots);
         Slot[] newOutputs = slotsOf(graph.outputs(), slots);
@@ -107,10 +112,20 @@ final class CpuExecutor implements Executor {
         arena = newArena;
         arenaView = newView;
         lastBatch = -1;
+        closeAll(kernels);
         kernels = schedule.toArray(new Kernel[0]);
         inputSlots = newInputs;
         outputSlots = newOutputs;
         capacity = newCapacity;
+    }
+
+    /** Frees what each kernel of a schedule owns (oneDNN primitives); null-safe. */
+    private static void closeAll(Kernel[] schedule) {
+        if (schedule != null) {
+            for (Kernel kernel : schedule) {
+                kernel.close();
+            }
+        }
     }
 
     private static Slot[] slotsOf(List<Value> values, Map<Value, Slot> slots) {
@@ -273,6 +288,8 @@ final class CpuExecutor implements Executor {
     public void close() {
         if (!closed) {
             closed = true;
+            closeAll(kernels);
+            kernels = null;
             arena.close();
             arena = null;
             arenaView = null;

@@ -40,11 +40,19 @@ public final class KernelProfile {
         String label = node.op() + " " + (node.name() == null ? "" : node.name()) + " (" + kernel.getClass().getSimpleName() + ")";
         LongAdder nanos = NANOS.computeIfAbsent(label, k -> new LongAdder());
         LongAdder calls = CALLS.computeIfAbsent(label, k -> new LongAdder());
-        return batch -> {
-            long start = System.nanoTime();
-            kernel.run(batch);
-            nanos.add(System.nanoTime() - start);
-            calls.increment();
+        return new Kernel() {
+            @Override
+            public void run(long batch) {
+                long start = System.nanoTime();
+                kernel.run(batch);
+                nanos.add(System.nanoTime() - start);
+                calls.increment();
+            }
+
+            @Override
+            public void close() {
+                kernel.close();
+            }
         };
     }
 

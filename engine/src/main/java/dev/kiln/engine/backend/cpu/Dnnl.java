@@ -1,0 +1,149 @@
+package dev.kiln.engine.backend.cpu;
+
+import dev.kiln.engine.ErrorCode;
+import dev.kiln.engine.KilnException;
+import org.bytedeco.dnnl.dnnl_engine;
+import org.bytedeco.dnnl.dnnl_memory;
+import org.bytedeco.dnnl.dnnl_memory_desc;
+import org.bytedeco.javacpp.Pointer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Locale;
+
+import static org.bytedeco.dnnl.global.dnnl.dnnl_cpu;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_engine_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_f32;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_create_with_tag;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_destroy;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_destroy;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_version;
+
+/**
+ * oneDNN (JavaCPP's {@code dnnl} preset): the CPU backend's GEMM library for dense layers of more than one row. On
+ * this project's CPU (Zen 4, AVX-512) its JIT matmul runs the seed MLP's layers at 105-114 GFLOP/s against
+ * OpenBLAS's 93-103 (BENCHMARKS.md), and it adds the bias while the output tile is still in registers.
+ *
+ * <p>Which library runs the dense layers is chosen once per JVM by the system property {@code kiln.cpu.gemm}:
+ * {@code auto} (default: oneDNN when it loads on this platform, OpenBLAS otherwise, with one log line saying why),
+ * {@code onednn} (fail when it cannot load) or {@code openblas}. A single row always goes through OpenBLAS's sgemv,
+ * which is faster at batch 1 (7.8 us against 10 us for the seed MLP).
+ *
+ * <p>Threads: oneDNN runs on OpenMP and uses {@code OMP_NUM_THREADS} threads per call; {@code bin/kiln} and Spark's
+ * executors set it (one thread per concurrent worker), as they do for OpenBLAS.
+ */
+final class Dnnl {
+    private static final Logger LOG = LoggerFactory.getLogger(Dnnl.class);
+    static final String PROPERTY = "kiln.cpu.gemm";
+
+    private static final Object LOCK = new Object();
+    private static volatile Boolean enabled;
+    private static dnnl_engine engine;
+    private static String description = "not loaded";
+
+    private Dnnl() {
+    }
+
+    /** Whether dense layers run through oneDNN in this JVM (decided, and oneDNN loaded, on the first call). */
+    static boolean enabled() {
+        Boolean e = enabled;
+        if (e == null) {
+            synchronized (LOCK) {
+                if (enabled == null) {
+                    enabled = decide(System.getProperty(PROPERTY, "auto"));
+                }
+                e = enabled;
+            }
+        }
+        return e;
+    }
+
+    /** Which GEMM library the dense layers use, and its version: for benchmark headers and logs. */
+    static String description() {
+        enabled();
+        return description;
+    }
+
+    /** Loads oneDNN when {@code value} asks for it (auto, onednn) and says whether dense layers use it. */
+    static boolean decide(String value) {
+        String choice = value.trim().toLowerCase(Locale.ROOT);
+        switch (choice) {
+            case "openblas":
+                description = "OpenBLAS (" + PROPERTY + "=openblas)";
+                return false;
+            case "onednn":
+            case "auto":
+                try {
+                    dnnl_engine e = new dnnl_engine();
+                    check(dnnl_engine_create(e, dnnl_cpu, 0), "creating oneDNN's CPU engine");
+                    engine = e;
+                    var v = dnnl_version();
+                    description = String.format("oneDNN %d.%d.%d", v.major(), v.minor(), v.patch());
+                    return true;
+                } catch (Throwable t) {
+                    if (choice.equals("onednn")) {
+                        throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE,
+                                "%s=onednn but oneDNN does not load on this platform (%s/%s): %s", PROPERTY,
+                                System.getProperty("os.name"), System.getProperty("os.arch"), t);
+                    }
+                    description = "OpenBLAS (oneDNN unavailable: " + t + ")";
+                    LOG.warn("oneDNN does not load on this platform ({}); dense layers use OpenBLAS", t.toString());
+                    return false;
+                }
+            default:
+                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "%s must be auto, onednn or openblas, not '%s'", PROPERTY, choice);
+        }
+    }
+
+    static dnnl_engine engine() {
+        if (!enabled()) {
+            throw new IllegalStateException("oneDNN is not enabled");
+        }
+        return engine;
+    }
+
+    /** Throws when a oneDNN call did not return dnnl_success, naming the call and the status. */
+    static void check(int status, String what) {
+        if (status != 0) {
+            throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "oneDNN failed %s: status %d (%s)", what, status, statusName(status));
+        }
+    }
+
+    private static String statusName(int status) {
+        switch (status) {
+            case 1: return "out_of_memory";
+            case 2: return "invalid_arguments";
+            case 3: return "unimplemented";
+            case 5: return "runtime_error";
+            case 6: return "not_required";
+            default: return "status " + status;
+        }
+    }
+
+    /** A plain f32 memory descriptor with the given dims and layout tag (dnnl_ab, dnnl_ba, ...). The caller destroys it. */
+    static dnnl_memory_desc desc(long[] dims, int tag) {
+        dnnl_memory_desc d = new dnnl_memory_desc();
+        check(dnnl_memory_desc_create_with_tag(d, dims.length, dims, dnnl_f32, tag), "creating a memory descriptor");
+        return d;
+    }
+
+    /** A memory object over the caller's buffer (no copy, no allocation of data). The caller destroys it. */
+    static dnnl_memory memory(dnnl_memory_desc desc, Pointer data) {
+        dnnl_memory m = new dnnl_memory();
+        check(dnnl_memory_create(m, desc, engine(), data), "creating a memory object");
+        return m;
+    }
+
+    static void destroy(dnnl_memory_desc desc) {
+        if (desc != null && !desc.isNull()) {
+            dnnl_memory_desc_destroy(desc);
+        }
+    }
+
+    static void destroy(dnnl_memory memory) {
+        if (memory != null && !memory.isNull()) {
+            dnnl_memory_destroy(memory);
+        }
+    }
+}
