@@ -37,7 +37,7 @@ final class BenchCommand implements KilnCli.Command {
                 "  --compiled-only  skip the eager runs",
                 "  --profile  also time every compiled kernel and print where the time went (adds two clock reads per kernel)",
                 "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder; with --peers an ONNX file",
-                "  --peers    instead: Kiln vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceiling;",
+                "  --peers    instead: Kiln (input copied in, and bound zero-copy) vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceilings (OpenBLAS, oneDNN);",
                 "             --threads 1,2 runs that many workers at once (own executor / ORT tensors each)",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
                 "  --jmh      instead: the JMH kernel suite (KernelBenchmarks); --only NAME picks benchmarks, e.g. --only seedMlp",

@@ -38,7 +38,8 @@ public final class CpuBackend implements Backend {
             case OpRegistry.MATMUL:
                 return new BlasMatMulKernel(inputs[0], inputs[1], outputs[0]);
             case OpRegistry.CONV2D:
-                return new BlasConvKernel(inputs, outputs[0], node.attributes());
+                return DnnlConvKernel.suits(inputs, node.attributes()) ? new DnnlConvKernel(inputs, outputs[0], node.attributes())
+                        : new BlasConvKernel(inputs, outputs[0], node.attributes());
             case OpRegistry.MAX_POOL2D:
             case OpRegistry.AVG_POOL2D:
                 return new PoolKernel(node.op(), inputs[0], outputs[0], node.attributes());

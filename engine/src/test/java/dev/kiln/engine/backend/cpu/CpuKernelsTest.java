@@ -294,7 +294,9 @@ class CpuKernelsTest {
     }
 
     @Test
-    void im2colConvolutionMatchesTheReferenceKernelOnRandomGeometries() {
+    void im2colAndOneDnnConvolutionsMatchTheReferenceKernelOnRandomGeometries() {
+        // Odd trials through oneDNN (any channel count: the kernel itself, not the backend's choice), even ones
+        // through im2col + sgemm; every fourth with a NaN in the input, which must reach the same outputs.
         for (int trial = 0; trial < 304; trial++) {
             int groups = 1 + RANDOM.nextInt(2);
             int c = groups * (1 + RANDOM.nextInt(3));
@@ -337,11 +339,16 @@ class CpuKernelsTest {
             int outCount = (int) outType.shape().elementCount();
             Slot[] fastIn = withBias ? new Slot[] {new Slot(direct(2, x), 2, xt), new Slot(direct(1, weights), 1, wt), new Slot(direct(0, bias), 0, bt)}
                     : new Slot[] {new Slot(direct(2, x), 2, xt), new Slot(direct(1, weights), 1, wt)};
+            if (trial % 4 == 3) {
+                x[RANDOM.nextInt(x.length)] = Float.NaN;
+                fastIn[0] = new Slot(direct(2, x), 2, xt);
+            }
+            boolean dnnl = trial % 2 == 1 && Dnnl.enabled();
             Slot fastOut = new Slot(direct(4, new float[outCount]), 4, outType);
-            try {
-                new BlasConvKernel(fastIn, fastOut, a).run(n);
+            try (Kernel kernel = dnnl ? new DnnlConvKernel(fastIn, fastOut, a) : new BlasConvKernel(fastIn, fastOut, a)) {
+                kernel.run(n);
             } catch (RuntimeException e) {
-                throw new AssertionError("conv " + a + " x " + xt + " w " + wt, e);
+                throw new AssertionError((dnnl ? "oneDNN " : "im2col ") + "conv " + a + " x " + xt + " w " + wt, e);
             }
             Slot[] refIn = withBias ? new Slot[] {new Slot(FloatBuffer.wrap(x), 0, xt), new Slot(FloatBuffer.wrap(weights), 0, wt), new Slot(FloatBuffer.wrap(bias), 0, bt)}
                     : new Slot[] {new Slot(FloatBuffer.wrap(x), 0, xt), new Slot(FloatBuffer.wrap(weights), 0, wt)};
@@ -349,7 +356,7 @@ class CpuKernelsTest {
             OpRegistry.get(OpRegistry.CONV2D).newKernel(refIn, new Slot[] {refOut}, a).run(n);
             float[] fast = new float[outCount];
             fastOut.buffer().get(4, fast, 0, outCount);
-            assertSame(new float[][] {fast, refOut.buffer().array()}, 1e-4, "conv " + a + " x " + xt + " w " + wt);
+            assertSame(new float[][] {fast, refOut.buffer().array()}, 1e-4, (dnnl ? "oneDNN " : "im2col ") + "conv " + a + " x " + xt + " w " + wt);
         }
     }
 }

@@ -1,0 +1,121 @@
+package dev.kiln.engine.backend.cpu;
+
+import dev.kiln.engine.backend.Slot;
+import dev.kiln.engine.ir.Attributes;
+import dev.kiln.engine.ops.Activation;
+import dev.kiln.engine.ops.Conv2dOp;
+import org.bytedeco.dnnl.dnnl_memory;
+import org.bytedeco.dnnl.dnnl_memory_desc;
+import org.bytedeco.dnnl.dnnl_primitive_desc;
+
+import java.nio.ByteBuffer;
+
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_a;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_direct;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_forward_primitive_desc_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_forward_inference;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_format_tag_any;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_goihw;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_nchw;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_oihw;
+
+/**
+ * conv2d as one oneDNN convolution over the whole batch, in Kiln's NCHW layout (input, weights and output stay
+ * where the memory planner put them), the bias added by oneDNN, then the activation as Kiln's epilogue over the
+ * output (relu there for the same NaN reason as {@link DnnlDenseKernel}).
+ */
+final class DnnlConvKernel extends DnnlKernel {
+    private final Slot x;
+    private final Conv2dOp.Geometry g;
+    private final long xAddress;
+    private final long outAddress;
+    private final Activation activation;
+    private final Epilogue epilogue;
+    private final ByteBuffer out;
+    private final int outByteOffset;
+    private final dnnl_memory_desc weightsDesc;
+    private final dnnl_memory weights;
+    private final dnnl_memory_desc biasDesc;
+    private final dnnl_memory bias;
+
+    /** Fewest input channels per group for which oneDNN's convolution beats im2col + sgemm in NCHW (see below). */
+    static final int MIN_CHANNELS = 8;
+
+    /**
+     * Whether oneDNN should run this convolution: it is enabled, and the convolution has at least {@value #MIN_CHANNELS}
+     * input channels per group. In NCHW oneDNN wraps its blocked-layout kernel in reorders of the input and output;
+     * for the reference CNN's conv2 (8 -> 16 channels) that is still 1.8x faster than im2col + sgemm (563 vs 997 ms in
+     * the profile), for its conv1 (1 -> 8) it is 1.9x slower (1,091 vs 576 ms), the reorders costing more than the
+     * 1-channel GEMM saves (BENCHMARKS.md).
+     */
+    static boolean suits(Slot[] inputs, Attributes attributes) {
+        if (!Dnnl.enabled()) {
+            return false;
+        }
+        Conv2dOp.Geometry g = Conv2dOp.geometry(inputs[0].type().shape(), inputs[1].type().shape(), attributes);
+        return g.c() / g.groups() >= MIN_CHANNELS;
+    }
+
+    DnnlConvKernel(Slot[] inputs, Slot out, Attributes attributes) {
+        this.x = inputs[0];
+        this.g = Conv2dOp.geometry(x.type().shape(), inputs[1].type().shape(), attributes);
+        this.activation = Activation.fromName(attributes.getString("activation", "none"));
+        this.epilogue = Epilogue.create(activation);
+        this.out = BlasDenseKernel.bytes(out);
+        this.outByteOffset = out.offset() * 4;
+        this.xAddress = address(x);
+        this.outAddress = address(out);
+        try {
+            int groups = g.groups();
+            this.weightsDesc = groups == 1
+                    ? shared.desc(new long[] {g.m(), g.c(), g.kh(), g.kw()}, dnnl_oihw)
+                    : shared.desc(new long[] {groups, g.m() / groups, g.c() / groups, g.kh(), g.kw()}, dnnl_goihw);
+            this.weights = shared.memory(weightsDesc, address(inputs[1]));
+            this.biasDesc = inputs.length > 2 ? shared.desc(new long[] {g.m()}, dnnl_a) : null;
+            this.bias = inputs.length > 2 ? shared.memory(biasDesc, address(inputs[2])) : null;
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    @Override
+    public void run(long batch) {
+        long n = x.size(0, batch);
+        if (n == 0) {
+            return;
+        }
+        execute(n, "running a convolution");
+        if (activation != Activation.NONE) {
+            epilogue.apply(out, outByteOffset, null, 0, (int) (n * g.m()), g.oh() * g.ow());
+        }
+    }
+
+    @Override
+    protected void build(Plan plan, long n) {
+        dnnl_memory_desc src = plan.desc(new long[] {n, g.c(), g.h(), g.w()}, dnnl_nchw);
+        dnnl_memory_desc dst = plan.desc(new long[] {n, g.m(), g.oh(), g.ow()}, dnnl_nchw);
+        dnnl_memory_desc anyWeights = g.groups() == 1
+                ? plan.desc(new long[] {g.m(), g.c(), g.kh(), g.kw()}, dnnl_format_tag_any)
+                : plan.desc(new long[] {g.groups(), g.m() / g.groups(), g.c() / g.groups(), g.kh(), g.kw()}, dnnl_format_tag_any);
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        Dnnl.check(dnnl_convolution_forward_primitive_desc_create(pd, Dnnl.engine(), dnnl_forward_inference, dnnl_convolution_direct,
+                        src, anyWeights, biasDesc, dst, new long[] {g.sh(), g.sw()}, new long[] {g.dh() - 1, g.dw() - 1},
+                        new long[] {g.pt(), g.pl()}, new long[] {g.pb(), g.pr()}, null),
+                String.format("creating a convolution for %d images of %dx%dx%d, %d filters %dx%d", n, g.c(), g.h(), g.w(), g.m(), g.kh(), g.kw()));
+        dnnl_memory packed;
+        try {
+            packed = plan.weightsFor(pd, weightsDesc, weights, stream);
+        } catch (RuntimeException e) {
+            org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_destroy(pd);
+            throw e;
+        }
+        plan.create(pd);
+        plan.arguments(DNNL_ARG_SRC, plan.memory(src, xAddress), DNNL_ARG_WEIGHTS, packed, DNNL_ARG_BIAS, bias,
+                DNNL_ARG_DST, plan.memory(dst, outAddress));
+    }
+}
