@@ -59,9 +59,10 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    /** Sets the number of threads one BLAS call may use (process-wide in OpenBLAS). */
+    /** Sets the number of threads one BLAS or oneDNN call may use (process-wide in OpenBLAS; per calling thread in oneDNN's OpenMP). */
     public static void setBlasThreads(int threads) {
         Nd4j.factory().blas().setMaxThreads(Math.max(1, threads));
+        Dnnl.setThreads(threads);
     }
 
     /** Which library runs dense layers in this JVM ("oneDNN 3.8.1", or "OpenBLAS (...)" saying why). */

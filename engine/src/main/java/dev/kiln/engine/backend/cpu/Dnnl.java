@@ -6,6 +6,7 @@ import org.bytedeco.dnnl.dnnl_engine;
 import org.bytedeco.dnnl.dnnl_memory;
 import org.bytedeco.dnnl.dnnl_memory_desc;
 import org.bytedeco.javacpp.Pointer;
+import org.nd4j.nativeblas.NativeOpsHolder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,8 +31,11 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_version;
  * {@code onednn} (fail when it cannot load) or {@code openblas}. A single row always goes through OpenBLAS's sgemv,
  * which is faster at batch 1 (7.8 us against 10 us for the seed MLP).
  *
- * <p>Threads: oneDNN runs on OpenMP and uses {@code OMP_NUM_THREADS} threads per call; {@code bin/kiln} and Spark's
- * executors set it (one thread per concurrent worker), as they do for OpenBLAS.
+ * <p>Threads: oneDNN runs on OpenMP (the one libgomp in the process, ND4J's), with {@code OMP_NUM_THREADS} threads
+ * per call by default. Once {@link CpuBackend#setBlasThreads} has been called (the benchmarks, and Spark executors:
+ * cores per task), every oneDNN call runs with that many threads instead: OpenMP's thread count belongs to each
+ * calling thread, so each worker thread sets its own before its first call (measured: a 2048-cube sgemm at 214
+ * GFLOP/s on 2 threads, 108 after setting 1, and 214 again on a fresh thread).
  */
 final class Dnnl {
     private static final Logger LOG = LoggerFactory.getLogger(Dnnl.class);
@@ -41,6 +45,10 @@ final class Dnnl {
     private static volatile Boolean enabled;
     private static dnnl_engine engine;
     private static String description = "not loaded";
+    /** Threads per oneDNN call, or -1 to leave OpenMP's default (OMP_NUM_THREADS). */
+    private static volatile int threads = -1;
+    /** What this thread last set OpenMP's thread count to (-1: never). */
+    private static final ThreadLocal<int[]> THREAD_SETTING = ThreadLocal.withInitial(() -> new int[] {-1});
 
     private Dnnl() {
     }
@@ -93,6 +101,23 @@ final class Dnnl {
                 }
             default:
                 throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "%s must be auto, onednn or openblas, not '%s'", PROPERTY, choice);
+        }
+    }
+
+    /** Every later oneDNN call runs with {@code count} threads (each calling thread applies it before its next call). */
+    static void setThreads(int count) {
+        threads = Math.max(1, count);
+    }
+
+    /** Applies {@link #setThreads} to the calling thread's OpenMP setting when it differs; cheap when it does not. */
+    static void applyThreads() {
+        int wanted = threads;
+        if (wanted > 0) {
+            int[] mine = THREAD_SETTING.get();
+            if (mine[0] != wanted) {
+                NativeOpsHolder.getInstance().getDeviceNativeOps().setOmpNumThreads(wanted);
+                mine[0] = wanted;
+            }
         }
     }
 

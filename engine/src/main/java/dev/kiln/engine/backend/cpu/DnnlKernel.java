@@ -59,6 +59,7 @@ abstract class DnnlKernel implements Kernel {
     /** Runs the primitive planned for {@code batch} (planning it first when the size is new) and waits for it. */
     protected final void execute(long batch, String what) {
         Plan plan = plan(batch);
+        Dnnl.applyThreads();
         Dnnl.check(dnnl_primitive_execute(plan.primitive, stream, plan.argCount, plan.args), what);
         Dnnl.check(dnnl_stream_wait(stream), what);
     }

@@ -100,6 +100,44 @@ class DenseKernelTest {
     }
 
     @Test
+    void oneDnnSharesNd4jsOpenMpAndEachThreadTakesTheChosenThreadCount() throws Exception {
+        assumeThat(Dnnl.enabled()).isTrue();
+        int before = CpuBackend.blasThreads(); // loads ND4J's native library too
+        // Run a oneDNN matmul so both libraries are loaded, then: one OpenMP runtime in the process (so the thread
+        // count set through ND4J's native ops is the one oneDNN reads).
+        Fixture f = new Fixture(64, 32, 16, Activation.NONE, true, false, false);
+        try (Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out)) {
+            kernel.run(64);
+            f.assertMatches(64, "warm-up");
+        }
+        try (java.util.stream.Stream<String> maps = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/self/maps"))) {
+            assertThat(maps.filter(l -> l.contains("libgomp")).map(l -> l.substring(l.indexOf('/'))).distinct().toList())
+                    .as("OpenMP runtimes mapped in this process").hasSize(1);
+        }
+        var ops = org.nd4j.nativeblas.NativeOpsHolder.getInstance().getDeviceNativeOps();
+        int[] seen = new int[3];
+        Thread first = new Thread(() -> {
+            CpuBackend.setBlasThreads(1);
+            Dnnl.applyThreads();
+            seen[0] = ops.ompGetMaxThreads();
+            CpuBackend.setBlasThreads(2);
+            Dnnl.applyThreads();
+            seen[1] = ops.ompGetMaxThreads();
+        });
+        first.start();
+        first.join();
+        Thread second = new Thread(() -> {
+            CpuBackend.setBlasThreads(1);
+            Dnnl.applyThreads();
+            seen[2] = ops.ompGetMaxThreads();
+        });
+        second.start();
+        second.join();
+        CpuBackend.setBlasThreads(before);
+        assertThat(seen).containsExactly(1, 2, 1);
+    }
+
+    @Test
     void anUnknownGemmChoiceIsRefusedWithTheAllowedValues() {
         assertThatThrownBy(() -> Dnnl.decide("mkl"))
                 .isInstanceOf(KilnException.class)
