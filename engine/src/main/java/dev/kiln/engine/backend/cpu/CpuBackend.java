@@ -45,8 +45,10 @@ public final class CpuBackend implements Backend {
                 return new PoolKernel(node.op(), inputs[0], outputs[0], node.attributes());
             case OpRegistry.LAYER_NORM:
                 return RowKernels.layerNorm(inputs[0], inputs[1], inputs[2], outputs[0], node.attributes());
-            case OpRegistry.SOFTMAX:
-                return RowKernels.softmax(inputs[0], outputs[0], node.attributes());
+            case OpRegistry.SOFTMAX: {
+                Kernel onednn = Boolean.getBoolean("kiln.onednn.noSoftmax") ? null : DnnlSoftmaxKernel.create(inputs[0], outputs[0], node.attributes());
+                return onednn != null ? onednn : RowKernels.softmax(inputs[0], outputs[0], node.attributes());
+            }
             case OpRegistry.SPLIT:
                 return RowKernels.split(inputs[0], outputs, node.attributes());
             case OpRegistry.TRANSPOSE:

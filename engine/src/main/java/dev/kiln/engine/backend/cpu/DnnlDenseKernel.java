@@ -6,6 +6,7 @@ import dev.kiln.engine.ops.Activation;
 import dev.kiln.engine.ops.DenseOp;
 import org.bytedeco.dnnl.dnnl_memory;
 import org.bytedeco.dnnl.dnnl_memory_desc;
+import org.bytedeco.dnnl.dnnl_primitive_attr;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
 
 import java.nio.ByteBuffer;
@@ -36,6 +37,8 @@ final class DnnlDenseKernel extends DnnlKernel {
     private final ByteBuffer out;
     private final int outByteOffset;
     private final BlasDenseKernel singleRow;
+    /** GELU runs as oneDNN's exact-erf GELU post-op (in registers); relu and the others in Kiln's epilogue. */
+    private final boolean fusedGelu;
     private final dnnl_memory_desc weightsDesc;
     private final dnnl_memory weights;
     private final dnnl_memory_desc biasDesc;
@@ -53,6 +56,7 @@ final class DnnlDenseKernel extends DnnlKernel {
         this.xAddress = address(x);
         this.outAddress = address(out);
         this.singleRow = new BlasDenseKernel(node, inputs, out);
+        this.fusedGelu = activation == Activation.GELU && !Boolean.getBoolean("kiln.onednn.noGelu");
         try {
             // W is [n, k] row-major: as the matmul's [k, n] weights it is the column-major ("ba") layout.
             this.weightsDesc = shared.desc(new long[] {k, n}, dnnl_ba);
@@ -76,7 +80,7 @@ final class DnnlDenseKernel extends DnnlKernel {
             return;
         }
         execute(rows, "running a dense layer's matmul");
-        if (activation != Activation.NONE) {
+        if (activation != Activation.NONE && !fusedGelu) {
             epilogue.apply(out, outByteOffset, null, 0, rows, n);
         }
     }
@@ -86,7 +90,8 @@ final class DnnlDenseKernel extends DnnlKernel {
         dnnl_memory_desc src = plan.desc(new long[] {rows, k}, dnnl_ab);
         dnnl_memory_desc dst = plan.desc(new long[] {rows, n}, dnnl_ab);
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
-        Dnnl.check(dnnl_matmul_primitive_desc_create(pd, Dnnl.engine(), src, weightsDesc, biasDesc, dst, null),
+        dnnl_primitive_attr attr = fusedGelu ? plan.geluAttributes() : null;
+        Dnnl.check(dnnl_matmul_primitive_desc_create(pd, Dnnl.engine(), src, weightsDesc, biasDesc, dst, attr),
                 String.format("creating a matmul for [%d, %d] x [%d, %d]", rows, k, k, n));
         plan.create(pd);
         plan.arguments(DNNL_ARG_SRC, plan.memory(src, xAddress), DNNL_ARG_WEIGHTS, weights, DNNL_ARG_BIAS, bias,

@@ -5,7 +5,9 @@ import dev.kiln.engine.backend.Slot;
 import org.bytedeco.dnnl.dnnl_exec_arg_t;
 import org.bytedeco.dnnl.dnnl_memory;
 import org.bytedeco.dnnl.dnnl_memory_desc;
+import org.bytedeco.dnnl.dnnl_post_ops;
 import org.bytedeco.dnnl.dnnl_primitive;
+import org.bytedeco.dnnl.dnnl_primitive_attr;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
 import org.bytedeco.dnnl.dnnl_stream;
 import org.bytedeco.javacpp.FloatPointer;
@@ -22,6 +24,13 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_get_size;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_query_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_query_weights_md;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_reorder_primitive_desc_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_eltwise_gelu_erf;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_post_ops_append_eltwise;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_post_ops_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_post_ops_destroy;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_destroy;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_attr_set_post_ops;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_destroy;
@@ -128,6 +137,7 @@ abstract class DnnlKernel implements Kernel {
         private final List<dnnl_memory_desc> descs = new ArrayList<>();
         private final List<dnnl_memory> memories = new ArrayList<>();
         private final List<Pointer> buffers = new ArrayList<>();
+        private final List<dnnl_primitive_attr> attributes = new ArrayList<>();
         dnnl_primitive primitive = new dnnl_primitive();
         dnnl_exec_arg_t args;
         int argCount;
@@ -193,6 +203,22 @@ abstract class DnnlKernel implements Kernel {
             return packed;
         }
 
+        /** Primitive attributes holding one post-op, oneDNN's GELU with the exact erf (freed with the plan). */
+        dnnl_primitive_attr geluAttributes() {
+            dnnl_primitive_attr attr = new dnnl_primitive_attr();
+            Dnnl.check(dnnl_primitive_attr_create(attr), "creating primitive attributes");
+            attributes.add(attr);
+            dnnl_post_ops postOps = new dnnl_post_ops();
+            Dnnl.check(dnnl_post_ops_create(postOps), "creating post-ops");
+            try {
+                Dnnl.check(dnnl_post_ops_append_eltwise(postOps, dnnl_eltwise_gelu_erf, 0f, 0f), "adding a GELU post-op");
+                Dnnl.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "setting post-ops");
+            } finally {
+                dnnl_post_ops_destroy(postOps);
+            }
+            return attr;
+        }
+
         /** The argument list: pairs of (DNNL_ARG_*, memory); null memories are skipped. */
         void arguments(Object... pairs) {
             int count = 0;
@@ -227,6 +253,10 @@ abstract class DnnlKernel implements Kernel {
                 b.close();
             }
             buffers.clear();
+            for (dnnl_primitive_attr a : attributes) {
+                dnnl_primitive_attr_destroy(a);
+            }
+            attributes.clear();
             if (args != null) {
                 args.close();
                 args = null;

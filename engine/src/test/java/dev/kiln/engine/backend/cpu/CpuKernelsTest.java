@@ -156,6 +156,11 @@ class CpuKernelsTest {
             Attributes last = Attributes.of("axis", -1L);
             float[][] r = both(OpRegistry.SOFTMAX, last, shape, x, (xs, out) -> RowKernels.softmax(xs, out, last));
             assertSame(r, 2e-6, "softmax " + java.util.Arrays.toString(shape));
+            if (Dnnl.enabled()) {
+                // oneDNN's softmax (what the backend picks when it loads); rows with a NaN must come out all NaN.
+                float[][] d = both(OpRegistry.SOFTMAX, last, shape, x, (xs, out) -> DnnlSoftmaxKernel.create(xs, out, last));
+                assertSame(d, 2e-6, "oneDNN softmax " + java.util.Arrays.toString(shape));
+            }
         }
         Slot notLast = new Slot(FloatBuffer.allocate(6), 0, TensorType.float32(Shape.of(new long[] {2, 3})));
         assertThat(RowKernels.softmax(notLast, notLast, Attributes.of("axis", 0L))).isNull();
