@@ -47,11 +47,12 @@ final class BlasDenseKernel implements Kernel {
 
     /** A little-endian byte view of the slot's whole buffer (JavaCPP's asByteBuffer starts at the address, not the position). */
     static ByteBuffer bytes(Slot slot) {
-        return new FloatPointer(slot.buffer()).asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        return new FloatPointer(slot.buffer().duplicate().clear()).asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
     }
 
+    /** A pointer at the slot's first element (from a position-0 view: JavaCPP counts a buffer's position against the address). */
     static FloatPointer pointer(Slot slot) {
-        return new FloatPointer(slot.buffer()).position(slot.offset());
+        return new FloatPointer(slot.buffer().duplicate().clear()).position(slot.offset());
     }
 
     @Override

@@ -76,6 +76,8 @@ final class CpuExecutor implements Executor {
             slots.put(e.getKey(), new Slot(loaded.view(e.getValue()), 0, e.getKey().type()));
         }
         List<Kernel> schedule = new ArrayList<>();
+        Slot[] newInputs;
+        Slot[] newOutputs;
         try {
             for (Node node : graph.nodes()) {
                 if (CpuLoadedModel.isSource(node)) {
@@ -87,15 +89,21 @@ final class CpuExecutor implements Executor {
                 if (def.aliasesInput()) {
                     continue;
                 }
-                Kernel kernel = CpuBackend.specialised(node, in, out);
+                Kernel kernel;
+                try {
+                    kernel = CpuBackend.specialised(node, in, out);
+                } catch (KilnException e) {
+                    throw new KilnException(e.code(), "Building the CPU kernel of " + node.describe() + " " + java.util.Arrays.stream(in)
+                            .map(slot -> slot.type().toString()).toList() + ": " + e.getMessage(), e);
+                }
                 schedule.add(KernelProfile.wrap(node, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
             }
-        } catch (RuntimeException e) {
+            newInputs = slotsOf(graph.inputs(), slots);
+            newOutputs = slotsOf(graph.outputs(), slots);
+        } catch (Throwable e) {
             closeAll(schedule.toArray(new Kernel[0]));
             throw e;
         }
-        Slot[] newInputs = slotsOf(graph.inputs(), slots);
-        Slot[] newOutputs = slotsOf(graph.outputs(), slots);
         if (arena != null) {
             // Keep inputs already set: copy them into the new arena.
             for (int i = 0; i < newInputs.length; i++) {
@@ -107,12 +115,12 @@ final class CpuExecutor implements Executor {
                     newInputs[i].put(j, inputSlots[i].get(j));
                 }
             }
+            closeAll(kernels);
             arena.close();
         }
         arena = newArena;
         arenaView = newView;
         lastBatch = -1;
-        closeAll(kernels);
         kernels = schedule.toArray(new Kernel[0]);
         inputSlots = newInputs;
         outputSlots = newOutputs;

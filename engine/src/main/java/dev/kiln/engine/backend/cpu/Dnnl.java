@@ -131,25 +131,43 @@ final class Dnnl {
     /** Throws when a oneDNN call did not return dnnl_success, naming the call and the status. */
     static void check(int status, String what) {
         if (status != 0) {
-            throw KilnException.of(ErrorCode.BACKEND_UNAVAILABLE, "oneDNN failed %s: status %d (%s)", what, status, statusName(status));
+            throw failure(status, what);
         }
+    }
+
+    /** As {@link #check(int, String)}, building the description only on failure (for per-batch calls). */
+    static void check(int status, java.util.function.Supplier<String> what) {
+        if (status != 0) {
+            throw failure(status, what.get());
+        }
+    }
+
+    private static KilnException failure(int status, String what) {
+        // Out of memory is what a smaller batch may fix; everything else is oneDNN refusing or failing the operation.
+        ErrorCode code = status == 1 ? ErrorCode.DEVICE_OUT_OF_MEMORY : ErrorCode.BACKEND_UNAVAILABLE;
+        return KilnException.of(code, "oneDNN failed %s: %s (status %d)", what, statusName(status), status);
     }
 
     private static String statusName(int status) {
         switch (status) {
             case 1: return "out_of_memory";
             case 2: return "invalid_arguments";
-            case 3: return "unimplemented";
+            case 3: return "unimplemented (no oneDNN implementation for these shapes and layouts)";
+            case 4: return "last_impl_reached";
             case 5: return "runtime_error";
             case 6: return "not_required";
-            default: return "status " + status;
+            case 7: return "invalid_graph";
+            case 8: return "invalid_graph_op";
+            case 9: return "invalid_shape";
+            case 10: return "invalid_data_type";
+            default: return "unknown status";
         }
     }
 
     /** A plain f32 memory descriptor with the given dims and layout tag (dnnl_ab, dnnl_ba, ...). The caller destroys it. */
     static dnnl_memory_desc desc(long[] dims, int tag) {
         dnnl_memory_desc d = new dnnl_memory_desc();
-        check(dnnl_memory_desc_create_with_tag(d, dims.length, dims, dnnl_f32, tag), "creating a memory descriptor");
+        check(dnnl_memory_desc_create_with_tag(d, dims.length, dims, dnnl_f32, tag), () -> "creating a memory descriptor for " + java.util.Arrays.toString(dims));
         return d;
     }
 

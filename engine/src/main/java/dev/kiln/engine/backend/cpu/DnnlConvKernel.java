@@ -77,7 +77,7 @@ final class DnnlConvKernel extends DnnlKernel {
             this.weights = shared.memory(weightsDesc, address(inputs[1]));
             this.biasDesc = inputs.length > 2 ? shared.desc(new long[] {g.m()}, dnnl_a) : null;
             this.bias = inputs.length > 2 ? shared.memory(biasDesc, address(inputs[2])) : null;
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
             close();
             throw e;
         }
@@ -97,6 +97,7 @@ final class DnnlConvKernel extends DnnlKernel {
 
     @Override
     protected void build(Plan plan, long n) {
+        plan.description = String.format("conv2d of %d images %dx%dx%d, %d filters %dx%d", n, g.c(), g.h(), g.w(), g.m(), g.kh(), g.kw());
         dnnl_memory_desc src = plan.desc(new long[] {n, g.c(), g.h(), g.w()}, dnnl_nchw);
         dnnl_memory_desc dst = plan.desc(new long[] {n, g.m(), g.oh(), g.ow()}, dnnl_nchw);
         dnnl_memory_desc anyWeights = g.groups() == 1
@@ -110,7 +111,7 @@ final class DnnlConvKernel extends DnnlKernel {
         dnnl_memory packed;
         try {
             packed = plan.weightsFor(pd, weightsDesc, weights, stream);
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
             org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_destroy(pd);
             throw e;
         }

@@ -63,7 +63,7 @@ final class DnnlDenseKernel extends DnnlKernel {
             this.weights = shared.memory(weightsDesc, address(w));
             this.biasDesc = inputs.length > 2 ? shared.desc(new long[] {1, n}, dnnl_ab) : null;
             this.bias = inputs.length > 2 ? shared.memory(biasDesc, address(inputs[2])) : null;
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
             close();
             throw e;
         }
@@ -87,6 +87,7 @@ final class DnnlDenseKernel extends DnnlKernel {
 
     @Override
     protected void build(Plan plan, long rows) {
+        plan.description = String.format("dense [%d, %d] x [%d, %d]^T", rows, k, n, k);
         dnnl_memory_desc src = plan.desc(new long[] {rows, k}, dnnl_ab);
         dnnl_memory_desc dst = plan.desc(new long[] {rows, n}, dnnl_ab);
         dnnl_primitive_desc pd = new dnnl_primitive_desc();

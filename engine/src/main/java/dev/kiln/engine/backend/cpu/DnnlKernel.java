@@ -59,7 +59,7 @@ abstract class DnnlKernel implements Kernel {
     private boolean closed;
 
     protected DnnlKernel() {
-        Dnnl.check(dnnl_stream_create(stream, Dnnl.engine(), dnnl_stream_default_flags), "creating a stream");
+        // The stream is created on first use, so a subclass constructor that throws leaves nothing to free.
     }
 
     /** Builds the plan for {@code batch}: called on the first run of each new batch size. */
@@ -67,13 +67,23 @@ abstract class DnnlKernel implements Kernel {
 
     /** Runs the primitive planned for {@code batch} (planning it first when the size is new) and waits for it. */
     protected final void execute(long batch, String what) {
-        Plan plan = plan(batch);
+        // Threads first: building a plan may run oneDNN too (a weights reorder).
         Dnnl.applyThreads();
-        Dnnl.check(dnnl_primitive_execute(plan.primitive, stream, plan.argCount, plan.args), what);
-        Dnnl.check(dnnl_stream_wait(stream), what);
+        Plan plan = plan(batch);
+        // Status checked inline: a capturing lambda or a message built per call would allocate on every batch.
+        int status = dnnl_primitive_execute(plan.primitive, stream, plan.argCount, plan.args);
+        if (status == 0) {
+            status = dnnl_stream_wait(stream);
+        }
+        if (status != 0) {
+            Dnnl.check(status, what + " (" + plan.description + ")");
+        }
     }
 
     private Plan plan(long batch) {
+        if (stream.isNull()) {
+            Dnnl.check(dnnl_stream_create(stream, Dnnl.engine(), dnnl_stream_default_flags), "creating a stream");
+        }
         uses++;
         int free = -1;
         int oldest = -1;
@@ -95,11 +105,14 @@ abstract class DnnlKernel implements Kernel {
             evicted.close();
         }
         Plan p = new Plan(batch);
+        boolean built = false;
         try {
             build(p, batch);
-        } catch (RuntimeException e) {
-            p.close();
-            throw e;
+            built = true;
+        } finally {
+            if (!built) {
+                p.close();
+            }
         }
         p.lastUse = uses;
         plans[free] = p;
@@ -119,12 +132,15 @@ abstract class DnnlKernel implements Kernel {
             }
         }
         shared.close();
-        dnnl_stream_destroy(stream);
+        if (!stream.isNull()) {
+            dnnl_stream_destroy(stream);
+        }
     }
 
     /** The absolute address of a slot's first element (its buffer is direct: the arena, a bound input or a weight). */
     static long address(Slot slot) {
-        FloatPointer base = new FloatPointer(slot.buffer());
+        // A position-0 view: JavaCPP's FloatPointer(FloatBuffer) counts a non-zero position against the address.
+        FloatPointer base = new FloatPointer(slot.buffer().duplicate().clear());
         return base.address() + 4L * slot.offset();
     }
 
@@ -134,6 +150,8 @@ abstract class DnnlKernel implements Kernel {
      */
     static final class Plan {
         final long batch;
+        /** What the plan computes, with its shapes: for error messages. */
+        String description = "";
         private final List<dnnl_memory_desc> descs = new ArrayList<>();
         private final List<dnnl_memory> memories = new ArrayList<>();
         private final List<Pointer> buffers = new ArrayList<>();

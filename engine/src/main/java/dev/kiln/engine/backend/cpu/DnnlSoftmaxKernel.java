@@ -57,9 +57,15 @@ final class DnnlSoftmaxKernel extends DnnlKernel {
         }
     }
 
+    /** NaN or +Inf: a row holding one is all NaN in PyTorch (NaN propagates; +Inf - +Inf is NaN). */
+    private static boolean unfit(float v) {
+        return v != v || v == Float.POSITIVE_INFINITY;
+    }
+
     /**
-     * oneDNN's row maximum drops NaN (a row with a NaN measured 0.0 where PyTorch gives NaN), so rows of the input
-     * that hold a NaN are written as all NaN afterwards. One bulk read and compare per element: ~0.1 of the kernel.
+     * oneDNN's row maximum drops NaN (a row with a NaN measured 0.0 where PyTorch gives NaN) and a row with +Inf came
+     * out [NaN, 0, 0, 0] instead of all NaN, so rows of the input holding either are written as all NaN afterwards.
+     * (A row of only -Inf already comes out all NaN.) One bulk read and compare per element: ~0.1 of the kernel.
      */
     private void propagateNaN(int rows) {
         java.nio.FloatBuffer src = in.buffer();
@@ -69,14 +75,14 @@ final class DnnlSoftmaxKernel extends DnnlKernel {
             src.get(in.offset() + first * n, chunk, 0, length);
             boolean any = false;
             for (int i = 0; i < length; i++) {
-                any |= chunk[i] != chunk[i];
+                any |= unfit(chunk[i]);
             }
             if (!any) {
                 continue;
             }
             for (int r = 0; r < count; r++) {
                 for (int i = r * n; i < (r + 1) * n; i++) {
-                    if (chunk[i] != chunk[i]) {
+                    if (unfit(chunk[i])) {
                         int at = out.offset() + (first + r) * n;
                         for (int j = 0; j < n; j++) {
                             out.buffer().put(at + j, Float.NaN);
@@ -90,6 +96,7 @@ final class DnnlSoftmaxKernel extends DnnlKernel {
 
     @Override
     protected void build(Plan plan, long rows) {
+        plan.description = String.format("softmax over [%d, %d]", rows, n);
         dnnl_memory_desc src = plan.desc(new long[] {rows, n}, dnnl_ab);
         dnnl_memory_desc dst = plan.desc(new long[] {rows, n}, dnnl_ab);
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
