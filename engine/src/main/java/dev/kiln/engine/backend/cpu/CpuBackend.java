@@ -40,7 +40,10 @@ public final class CpuBackend implements Backend {
             case OpRegistry.CONV2D:
                 return DnnlConvKernel.suits(inputs, node.attributes()) ? new DnnlConvKernel(inputs, outputs[0], node.attributes())
                         : new BlasConvKernel(inputs, outputs[0], node.attributes());
-            case OpRegistry.MAX_POOL2D:
+            case OpRegistry.MAX_POOL2D: {
+                Kernel onednn = DnnlMaxPoolKernel.create(inputs[0], outputs[0], node.attributes());
+                return onednn != null ? onednn : new PoolKernel(node.op(), inputs[0], outputs[0], node.attributes());
+            }
             case OpRegistry.AVG_POOL2D:
                 return new PoolKernel(node.op(), inputs[0], outputs[0], node.attributes());
             case OpRegistry.LAYER_NORM:

@@ -84,6 +84,7 @@ class CpuKernelsTest {
         long[][] shapes = {{1, 1, 1, 1}, {3, 2, 5, 7}, {2, 3, 17, 13}};
         // {2, 2, 2, 2, 0, 0, 1, 1}: the 2x2 shape with bottom/right padding, which must not take the unpadded fast path.
         long[][] geometries = {{1, 1, 1, 1, 0, 0, 0, 0}, {2, 2, 2, 2, 0, 0, 0, 0}, {2, 2, 2, 2, 0, 0, 1, 1}, {3, 3, 2, 2, 1, 1, 1, 1}, {3, 2, 1, 3, 2, 0, 1, 1}};
+        int throughOneDnn = 0;
         for (long[] shape : shapes) {
             for (long[] g : geometries) {
                 if (g[0] > shape[2] + g[4] + g[6] || g[1] > shape[3] + g[5] + g[7]) {
@@ -93,6 +94,16 @@ class CpuKernelsTest {
                 float[] x = values((int) (shape[0] * shape[1] * shape[2] * shape[3]), true);
                 String what = java.util.Arrays.toString(shape) + " " + base;
                 assertSame(both(OpRegistry.MAX_POOL2D, base, shape, x, (xs, out) -> new PoolKernel(OpRegistry.MAX_POOL2D, xs, out, base)), 0, "max " + what);
+                Slot probeSlot = new Slot(direct(0, x), 0, TensorType.float32(Shape.of(shape)));
+                Kernel probe = DnnlMaxPoolKernel.create(probeSlot, probeSlot, base);
+                if (probe != null) {
+                    probe.close();
+                    throughOneDnn++;
+                    // oneDNN's pooling on finite inputs, and on x (which holds a NaN when large enough: the fallback path).
+                    float[] finite = values(x.length, false);
+                    assertSame(both(OpRegistry.MAX_POOL2D, base, shape, finite, (xs, out) -> DnnlMaxPoolKernel.create(xs, out, base)), 0, "oneDNN max " + what);
+                    assertSame(both(OpRegistry.MAX_POOL2D, base, shape, x, (xs, out) -> DnnlMaxPoolKernel.create(xs, out, base)), 0, "oneDNN max, NaN " + what);
+                }
                 for (long count : new long[] {0, 1}) {
                     Attributes avg = base.with("count_include_pad", count);
                     assertSame(both(OpRegistry.AVG_POOL2D, avg, shape, x, (xs, out) -> new PoolKernel(OpRegistry.AVG_POOL2D, xs, out, avg)), 1e-5,
@@ -100,6 +111,7 @@ class CpuKernelsTest {
                 }
             }
         }
+        assertThat(throughOneDnn).as("max pooling cases oneDNN ran").isGreaterThan(Dnnl.enabled() ? 5 : -1);
     }
 
     @Test
