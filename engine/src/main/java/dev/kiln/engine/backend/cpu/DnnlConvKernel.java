@@ -57,12 +57,40 @@ final class DnnlConvKernel extends DnnlKernel {
             return false;
         }
         Conv2dOp.Geometry g = Conv2dOp.geometry(inputs[0].type().shape(), inputs[1].type().shape(), attributes);
-        return g.c() / g.groups() >= MIN_CHANNELS;
+        return g.c() / g.groups() >= MIN_CHANNELS && geometryFits(g);
+    }
+
+    /**
+     * Whether every output position's window has at least one tap inside the image, along both axes. oneDNN 3.8.1's
+     * brgemm convolution crashed the JVM (SIGSEGV in {@code perform_outwork}) on a window that lies entirely in the
+     * padding (input 1 wide, pads 1 and 1, stride 2: both output columns read only padding); PyTorch allows such
+     * windows (their output is the bias), Kiln's im2col kernel computes them, so they stay there.
+     */
+    static boolean geometryFits(Conv2dOp.Geometry g) {
+        return everyWindowTouches(g.oh(), g.sh(), g.pt(), g.kh(), g.dh(), g.h()) && everyWindowTouches(g.ow(), g.sw(), g.pl(), g.kw(), g.dw(), g.w());
+    }
+
+    private static boolean everyWindowTouches(int outputs, int stride, int padBefore, int kernel, int dilation, int size) {
+        for (int o = 0; o < outputs; o++) {
+            boolean touches = false;
+            for (int t = 0; t < kernel && !touches; t++) {
+                int at = o * stride - padBefore + t * dilation;
+                touches = at >= 0 && at < size;
+            }
+            if (!touches) {
+                return false;
+            }
+        }
+        return true;
     }
 
     DnnlConvKernel(Slot[] inputs, Slot out, Attributes attributes) {
         this.x = inputs[0];
         this.g = Conv2dOp.geometry(x.type().shape(), inputs[1].type().shape(), attributes);
+        if (!geometryFits(g)) {
+            throw new UnsupportedOperationException("oneDNN convolution of " + x.type() + " with " + attributes
+                    + ": an output window lies entirely in the padding, which oneDNN 3.8.1 crashes on; use BlasConvKernel");
+        }
         this.activation = Activation.fromName(attributes.getString("activation", "none"));
         this.epilogue = Epilogue.create(activation);
         this.out = BlasDenseKernel.bytes(out);

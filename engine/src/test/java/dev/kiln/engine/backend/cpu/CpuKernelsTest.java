@@ -21,7 +21,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * implementation), on random inputs of odd sizes, with padding, zeros of both signs, NaN and a non-zero buffer offset.
  */
 class CpuKernelsTest {
-    private static final Random RANDOM = new Random(11);
+    /** Seeded (override with -Dkiln.test.seed to explore more random geometries). */
+    private static final Random RANDOM = new Random(Long.getLong("kiln.test.seed", 11));
 
     private static FloatBuffer direct(int offset, float[] values) {
         FloatBuffer b = ByteBuffer.allocateDirect((offset + values.length) * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
@@ -112,6 +113,19 @@ class CpuKernelsTest {
             }
         }
         assertThat(throughOneDnn).as("max pooling cases oneDNN ran").isGreaterThan(Dnnl.enabled() ? 5 : -1);
+        if (Dnnl.enabled()) {
+            // Large enough for the oneDNN reduction that screens for NaN (more than NanScreen.SMALL floats), without
+            // and then with a NaN (which must send the batch to PoolKernel and come out NaN in its window only).
+            long[] shape = {4, 8, 28, 28};
+            Attributes pool = Attributes.of("kernel", new long[] {2, 2}, "strides", new long[] {2, 2});
+            float[] x = values(4 * 8 * 28 * 28, false);
+            assertThat((long) x.length).isGreaterThan(DnnlMaxPoolKernel.NanScreen.SMALL);
+            assertSame(both(OpRegistry.MAX_POOL2D, pool, shape, x, (xs, out) -> DnnlMaxPoolKernel.create(xs, out, pool)), 0, "oneDNN max, large");
+            x[12345] = Float.NaN;
+            float[][] r = both(OpRegistry.MAX_POOL2D, pool, shape, x, (xs, out) -> DnnlMaxPoolKernel.create(xs, out, pool));
+            assertSame(r, 0, "oneDNN max, large with a NaN");
+            assertThat(java.util.stream.IntStream.range(0, r[0].length).filter(i -> Float.isNaN(r[0][i])).count()).isEqualTo(1);
+        }
     }
 
     @Test
@@ -320,6 +334,7 @@ class CpuKernelsTest {
 
     @Test
     void im2colAndOneDnnConvolutionsMatchTheReferenceKernelOnRandomGeometries() {
+        int ranOnOneDnn = 0;
         // Odd trials through oneDNN (any channel count: the kernel itself, not the backend's choice), even ones
         // through im2col + sgemm; every fourth with a NaN in the input, which must reach the same outputs.
         for (int trial = 0; trial < 304; trial++) {
@@ -368,7 +383,12 @@ class CpuKernelsTest {
                 x[RANDOM.nextInt(x.length)] = Float.NaN;
                 fastIn[0] = new Slot(direct(2, x), 2, xt);
             }
-            boolean dnnl = trial % 2 == 1 && Dnnl.enabled();
+            // Windows entirely in padding stay on im2col (oneDNN crashes on them; DnnlConvKernel.geometryFits).
+            boolean dnnl = trial % 2 == 1 && Dnnl.enabled()
+                    && DnnlConvKernel.geometryFits(dev.kiln.engine.ops.Conv2dOp.geometry(xt.shape(), wt.shape(), a));
+            if (dnnl) {
+                ranOnOneDnn++;
+            }
             Slot fastOut = new Slot(direct(4, new float[outCount]), 4, outType);
             try (Kernel kernel = dnnl ? new DnnlConvKernel(fastIn, fastOut, a) : new BlasConvKernel(fastIn, fastOut, a)) {
                 kernel.run(n);
@@ -383,5 +403,22 @@ class CpuKernelsTest {
             fastOut.buffer().get(4, fast, 0, outCount);
             assertSame(new float[][] {fast, refOut.buffer().array()}, 1e-4, (dnnl ? "oneDNN " : "im2col ") + "conv " + a + " x " + xt + " w " + wt);
         }
+        assertThat(ranOnOneDnn).as("random geometries run through oneDNN").isGreaterThan(Dnnl.enabled() ? 30 : -1);
+    }
+
+    @Test
+    void aConvolutionWindowEntirelyInPaddingStaysOffOneDnn() {
+        // The geometry that crashed oneDNN 3.8.1's brgemm convolution (SIGSEGV): input 1 wide, pads 1 and 1, stride 2,
+        // so both output columns read only padding.
+        Attributes a = Attributes.of("strides", new long[] {1, 2}, "pads", new long[] {2, 1, 0, 1}, "dilations", new long[] {1, 2}, "groups", 2L);
+        TensorType xt = TensorType.float32(Shape.of(new long[] {1, 4, 9, 1}));
+        TensorType wt = TensorType.float32(Shape.of(new long[] {6, 2, 2, 1}));
+        assertThat(DnnlConvKernel.geometryFits(dev.kiln.engine.ops.Conv2dOp.geometry(xt.shape(), wt.shape(), a))).isFalse();
+        Slot[] in = {new Slot(direct(0, new float[36]), 0, xt), new Slot(direct(0, new float[12]), 0, wt)};
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> new DnnlConvKernel(in, new Slot(direct(0, new float[60]), 0, xt), a))
+                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("entirely in the padding");
+        // The same channels without that padding fit.
+        Attributes plain = Attributes.of("strides", new long[] {1, 1}, "groups", 2L);
+        assertThat(DnnlConvKernel.geometryFits(dev.kiln.engine.ops.Conv2dOp.geometry(xt.shape(), wt.shape(), plain))).isTrue();
     }
 }
