@@ -49,7 +49,7 @@ public final class CpuBackend implements Backend {
             case OpRegistry.LAYER_NORM:
                 return RowKernels.layerNorm(inputs[0], inputs[1], inputs[2], outputs[0], node.attributes());
             case OpRegistry.SOFTMAX: {
-                Kernel onednn = Boolean.getBoolean("kiln.onednn.noSoftmax") ? null : DnnlSoftmaxKernel.create(inputs[0], outputs[0], node.attributes());
+                Kernel onednn = DnnlSoftmaxKernel.create(inputs[0], outputs[0], node.attributes());
                 return onednn != null ? onednn : RowKernels.softmax(inputs[0], outputs[0], node.attributes());
             }
             case OpRegistry.SPLIT:

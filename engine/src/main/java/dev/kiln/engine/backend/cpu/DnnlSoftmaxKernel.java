@@ -38,10 +38,10 @@ final class DnnlSoftmaxKernel extends DnnlKernel {
         this.outAddress = address(out);
     }
 
-    /** The kernel when the softmax is over a concrete last axis and oneDNN is enabled; null otherwise. */
+    /** The kernel when the softmax is over a concrete last axis and oneDNN is enabled (and not switched off); null otherwise. */
     static DnnlSoftmaxKernel create(Slot in, Slot out, Attributes attributes) {
         int axis = in.type().shape().normalizeAxis((int) attributes.getLong("axis", -1));
-        if (!Dnnl.enabled() || axis != in.rank() - 1 || in.type().shape().dim(axis).isSymbolic()) {
+        if (!Dnnl.enabled() || Boolean.getBoolean("kiln.onednn.noSoftmax") || axis != in.rank() - 1 || in.type().shape().dim(axis).isSymbolic()) {
             return null;
         }
         int n = (int) in.type().shape().dim(axis).size();
