@@ -45,6 +45,15 @@ public final class MemoryPlanner {
     }
 
     public static MemoryPlan plan(Graph graph, long capacity) {
+        return plan(graph, capacity, Map.of());
+    }
+
+    /**
+     * As {@link #plan(Graph, long)}, with some values kept alive (their memory not reused) until the given node has
+     * run: a backend kernel that runs several nodes at once, chunk by chunk, still reads its first input while it
+     * writes its last output (the CPU backend's oneDNN layer chains).
+     */
+    public static MemoryPlan plan(Graph graph, long capacity, Map<Value, Node> liveUntil) {
         Map<Value, Storage> storageOf = new IdentityHashMap<>();
         Map<Value, Value> staticRoot = new IdentityHashMap<>();
         List<Storage> storages = new ArrayList<>();
@@ -82,6 +91,13 @@ public final class MemoryPlanner {
                 Storage s = new Storage(out, elements(out, capacity), step);
                 storages.add(s);
                 storageOf.put(out, s);
+            }
+        }
+        for (Map.Entry<Value, Node> e : liveUntil.entrySet()) {
+            Storage s = storageOf.get(e.getKey());
+            int step = nodes.indexOf(e.getValue());
+            if (s != null && step >= 0) {
+                s.last = Math.max(s.last, step);
             }
         }
         for (Value out : graph.outputs()) {

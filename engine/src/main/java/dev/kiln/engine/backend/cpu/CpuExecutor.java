@@ -38,16 +38,19 @@ final class CpuExecutor implements Executor {
     private long lastBatch = -1;
     private boolean closed;
     private final java.nio.ByteBuffer[] boundInputs;
+    /** Runs of layers that execute as one oneDNN chain (decided once, from the graph). */
+    private final List<List<Node>> chains;
 
     CpuExecutor(CpuLoadedModel loaded, long capacity) {
         this.loaded = loaded;
         this.graph = loaded.model().graph();
+        this.chains = DnnlChainKernel.runs(graph);
         this.boundInputs = new java.nio.ByteBuffer[graph.inputs().size()];
         build(Math.max(1, capacity));
     }
 
     private void build(long newCapacity) {
-        MemoryPlan plan = MemoryPlanner.plan(graph, newCapacity);
+        MemoryPlan plan = MemoryPlanner.plan(graph, newCapacity, DnnlChainKernel.liveUntil(chains));
         FloatPointer newArena = new FloatPointer(Math.max(16, plan.arenaElements()));
         try {
             build(plan, newArena, newCapacity);
@@ -75,7 +78,8 @@ final class CpuExecutor implements Executor {
         for (Map.Entry<Value, Value> e : plan.staticAliases().entrySet()) {
             slots.put(e.getKey(), new Slot(loaded.view(e.getValue()), 0, e.getKey().type()));
         }
-        List<Kernel> schedule = new ArrayList<>();
+        List<DnnlChainKernel.Step> steps = new ArrayList<>();
+        List<Kernel> schedule = null;
         Slot[] newInputs;
         Slot[] newOutputs;
         try {
@@ -96,12 +100,14 @@ final class CpuExecutor implements Executor {
                     throw new KilnException(e.code(), "Building the CPU kernel of " + node.describe() + " " + java.util.Arrays.stream(in)
                             .map(slot -> slot.type().toString()).toList() + ": " + e.getMessage(), e);
                 }
-                schedule.add(KernelProfile.wrap(node, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
+                steps.add(new DnnlChainKernel.Step(node, in, out, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
             }
+            schedule = DnnlChainKernel.fuse(steps, chains, newCapacity);
             newInputs = slotsOf(graph.inputs(), slots);
             newOutputs = slotsOf(graph.outputs(), slots);
         } catch (Throwable e) {
-            closeAll(schedule.toArray(new Kernel[0]));
+            // Chains close the kernels they took over; anything not yet fused is closed step by step.
+            closeAll(schedule != null ? schedule.toArray(new Kernel[0]) : steps.stream().map(DnnlChainKernel.Step::kernel).toArray(Kernel[]::new));
             throw e;
         }
         if (arena != null) {
@@ -125,6 +131,12 @@ final class CpuExecutor implements Executor {
         inputSlots = newInputs;
         outputSlots = newOutputs;
         capacity = newCapacity;
+    }
+
+    /** The schedule as built (for tests: which kernels the backend chose). */
+    List<Kernel> schedule() {
+        checkOpen();
+        return List.of(kernels);
     }
 
     /** Frees what each kernel of a schedule owns (oneDNN primitives); null-safe. */

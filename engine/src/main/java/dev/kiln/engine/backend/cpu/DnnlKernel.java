@@ -70,17 +70,31 @@ abstract class DnnlKernel implements Kernel {
         // Threads first: building a plan may run oneDNN too (a weights reorder).
         Dnnl.applyThreads();
         Plan plan = plan(batch);
+        submit(plan, what);
+        await(plan, what);
+    }
+
+    /** Queues every step of {@code plan} on the stream, in order (the caller waits with {@link #await}). */
+    protected final void submit(Plan plan, String what) {
         // Status checked inline: a capturing lambda or a message built per call would allocate on every batch.
-        int status = dnnl_primitive_execute(plan.primitive, stream, plan.argCount, plan.args);
-        if (status == 0) {
-            status = dnnl_stream_wait(stream);
+        for (int i = 0; i < plan.steps; i++) {
+            int status = dnnl_primitive_execute(plan.primitives.get(i), stream, plan.argCounts[i], plan.argLists.get(i));
+            if (status != 0) {
+                Dnnl.check(status, what + " (" + plan.description + ", step " + (i + 1) + " of " + plan.steps + ")");
+            }
         }
+    }
+
+    /** Waits for what was queued on the stream. */
+    protected final void await(Plan plan, String what) {
+        int status = dnnl_stream_wait(stream);
         if (status != 0) {
             Dnnl.check(status, what + " (" + plan.description + ")");
         }
     }
 
-    private Plan plan(long batch) {
+    /** The plan for {@code batch} rows, built on first use (threads must already be applied: {@link Dnnl#applyThreads}). */
+    protected final Plan plan(long batch) {
         if (stream.isNull()) {
             Dnnl.check(dnnl_stream_create(stream, Dnnl.engine(), dnnl_stream_default_flags), "creating a stream");
         }
@@ -156,10 +170,15 @@ abstract class DnnlKernel implements Kernel {
         private final List<dnnl_memory> memories = new ArrayList<>();
         private final List<Pointer> buffers = new ArrayList<>();
         private final List<dnnl_primitive_attr> attributes = new ArrayList<>();
-        dnnl_primitive primitive = new dnnl_primitive();
-        dnnl_exec_arg_t args;
-        int argCount;
+        /** The steps run in order: a primitive each and its arguments (most plans have one). */
+        private final List<dnnl_primitive> primitives = new ArrayList<>();
+        private final List<dnnl_exec_arg_t> argLists = new ArrayList<>();
+        private int[] argCounts = new int[0];
+        private int steps;
         long lastUse;
+        /** A chain's input and output memory objects, moved to each chunk's rows before it runs (null otherwise). */
+        dnnl_memory input;
+        dnnl_memory output;
 
         Plan(long batch) {
             this.batch = batch;
@@ -177,13 +196,30 @@ abstract class DnnlKernel implements Kernel {
             return m;
         }
 
-        /** Creates the primitive from {@code pd}, then frees the descriptor (the primitive keeps what it needs). */
+        /**
+         * Memory of {@code desc}'s size that this plan owns (a chain's intermediate values), zeroed, with a memory
+         * object over it.
+         */
+        dnnl_memory scratch(dnnl_memory_desc desc) {
+            long bytes = dnnl_memory_desc_get_size(desc);
+            FloatPointer data = new FloatPointer(Math.max(1, (bytes + 3) / 4));
+            buffers.add(data);
+            data.zero();
+            return memory(desc, data.address());
+        }
+
+        /**
+         * Creates the next step's primitive from {@code pd}, then frees the descriptor (the primitive keeps what it
+         * needs); its arguments follow with {@link #arguments}.
+         */
         void create(dnnl_primitive_desc pd) {
+            dnnl_primitive primitive = new dnnl_primitive();
             try {
                 Dnnl.check(dnnl_primitive_create(primitive, pd), "creating a primitive");
             } finally {
                 dnnl_primitive_desc_destroy(pd);
             }
+            primitives.add(primitive);
         }
 
         /**
@@ -221,15 +257,28 @@ abstract class DnnlKernel implements Kernel {
             return packed;
         }
 
+        /** A copy of the memory descriptor {@code pd} chose for {@code what} (a dnnl_query_*_md), freed with the plan. */
+        dnnl_memory_desc query(dnnl_primitive_desc pd, int what) {
+            dnnl_memory_desc chosen = new dnnl_memory_desc();
+            Dnnl.check(dnnl_memory_desc_clone(chosen, dnnl_primitive_desc_query_md(pd, what, 0)), "reading a chosen memory layout");
+            descs.add(chosen);
+            return chosen;
+        }
+
         /** Primitive attributes holding one post-op, oneDNN's GELU with the exact erf (freed with the plan). */
         dnnl_primitive_attr geluAttributes() {
+            return eltwiseAttributes(dnnl_eltwise_gelu_erf);
+        }
+
+        /** Primitive attributes holding one eltwise post-op of algorithm {@code algorithm} (freed with the plan). */
+        dnnl_primitive_attr eltwiseAttributes(int algorithm) {
             dnnl_primitive_attr attr = new dnnl_primitive_attr();
             Dnnl.check(dnnl_primitive_attr_create(attr), "creating primitive attributes");
             attributes.add(attr);
             dnnl_post_ops postOps = new dnnl_post_ops();
             Dnnl.check(dnnl_post_ops_create(postOps), "creating post-ops");
             try {
-                Dnnl.check(dnnl_post_ops_append_eltwise(postOps, dnnl_eltwise_gelu_erf, 0f, 0f), "adding a GELU post-op");
+                Dnnl.check(dnnl_post_ops_append_eltwise(postOps, algorithm, 0f, 0f), "adding an eltwise post-op");
                 Dnnl.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "setting post-ops");
             } finally {
                 dnnl_post_ops_destroy(postOps);
@@ -237,13 +286,17 @@ abstract class DnnlKernel implements Kernel {
             return attr;
         }
 
-        /** The argument list: pairs of (DNNL_ARG_*, memory); null memories are skipped. */
+        /** The arguments of the step last created: pairs of (DNNL_ARG_*, memory); null memories are skipped. */
         void arguments(Object... pairs) {
+            if (argLists.size() != primitives.size() - 1) {
+                throw new IllegalStateException("arguments() follows create(), once per step");
+            }
             int count = 0;
             for (int i = 1; i < pairs.length; i += 2) {
                 count += pairs[i] != null ? 1 : 0;
             }
-            args = new dnnl_exec_arg_t(count);
+            dnnl_exec_arg_t args = new dnnl_exec_arg_t(count);
+            argLists.add(args);
             int at = 0;
             for (int i = 0; i < pairs.length; i += 2) {
                 if (pairs[i + 1] != null) {
@@ -251,14 +304,19 @@ abstract class DnnlKernel implements Kernel {
                 }
             }
             args.position(0);
-            argCount = count;
+            argCounts = java.util.Arrays.copyOf(argCounts, argLists.size());
+            argCounts[argLists.size() - 1] = count;
+            steps = argLists.size();
         }
 
         void close() {
-            if (primitive != null && !primitive.isNull()) {
-                dnnl_primitive_destroy(primitive);
+            steps = 0;
+            for (dnnl_primitive primitive : primitives) {
+                if (!primitive.isNull()) {
+                    dnnl_primitive_destroy(primitive);
+                }
             }
-            primitive = null;
+            primitives.clear();
             for (dnnl_memory m : memories) {
                 Dnnl.destroy(m);
             }
@@ -275,10 +333,10 @@ abstract class DnnlKernel implements Kernel {
                 dnnl_primitive_attr_destroy(a);
             }
             attributes.clear();
-            if (args != null) {
+            for (dnnl_exec_arg_t args : argLists) {
                 args.close();
-                args = null;
             }
+            argLists.clear();
         }
     }
 
@@ -286,6 +344,12 @@ abstract class DnnlKernel implements Kernel {
     static final class AddressPointer extends Pointer {
         AddressPointer(long address) {
             this.address = address;
+        }
+
+        /** Points this pointer elsewhere (a chain moving its input and output handles chunk by chunk, allocation-free). */
+        AddressPointer at(long newAddress) {
+            this.address = newAddress;
+            return this;
         }
     }
 }

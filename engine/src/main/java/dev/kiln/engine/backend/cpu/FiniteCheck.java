@@ -63,4 +63,31 @@ public final class FiniteCheck {
         }
         return -1;
     }
+
+    /**
+     * Whether {@code count} floats at {@code byteOffset} are all finite and none exceeds {@code bound} in magnitude,
+     * up to one rounding at the bound itself (a value within a float ulp of it may go either way): the screen that
+     * tells whether a chain of layers can overflow on this input ({@link DnnlChainKernel}). Each value is scaled so
+     * that the bound lands on Float.MAX_VALUE, and a product that overflows is over the bound. One pass, vectorized
+     * where the Vector API is present, allocation-free.
+     */
+    public static boolean allWithin(ByteBuffer buffer, int byteOffset, int count, float bound) {
+        if (!(bound > 0)) {
+            return false;
+        }
+        float scale = Float.MAX_VALUE / bound;
+        ByteBuffer b = buffer.order() == ByteOrder.LITTLE_ENDIAN ? buffer : buffer.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        int start = 0;
+        if (VECTOR) {
+            if (!VectorFiniteCheck.allFiniteScaled(b, byteOffset, count, scale)) {
+                return false;
+            }
+            start = count - count % VectorFiniteCheck.lanes();
+        }
+        boolean within = true;
+        for (int i = start; i < count; i++) {
+            within &= Float.isFinite(b.getFloat(byteOffset + 4 * i) * scale);
+        }
+        return within;
+    }
 }

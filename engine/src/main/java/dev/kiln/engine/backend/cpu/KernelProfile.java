@@ -37,7 +37,14 @@ public final class KernelProfile {
         if (!enabled) {
             return kernel;
         }
-        String label = node.op() + " " + (node.name() == null ? "" : node.name()) + " (" + kernel.getClass().getSimpleName() + ")";
+        return wrap(node.op() + " " + (node.name() == null ? "" : node.name()) + " (" + kernel.getClass().getSimpleName() + ")", kernel);
+    }
+
+    /** Times {@code kernel} under {@code label} (a kernel that runs several nodes names them itself). */
+    static Kernel wrap(String label, Kernel kernel) {
+        if (!enabled) {
+            return kernel;
+        }
         LongAdder nanos = NANOS.computeIfAbsent(label, k -> new LongAdder());
         LongAdder calls = CALLS.computeIfAbsent(label, k -> new LongAdder());
         return new Kernel() {
