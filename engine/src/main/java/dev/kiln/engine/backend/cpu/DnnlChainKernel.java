@@ -115,6 +115,8 @@ final class DnnlChainKernel extends DnnlKernel {
     private final dnnl_memory[] biases;
     private final String label;
     private long fallbacks;
+    /** Set when oneDNN could not plan the chain for some batch size: every batch then runs node by node. */
+    private boolean disabled;
 
     /**
      * The runs of nodes to chain in {@code graph}, in schedule order: two or more chainable nodes, at least one a
@@ -132,8 +134,8 @@ final class DnnlChainKernel extends DnnlKernel {
         int i = 0;
         while (i < compute.size()) {
             int end = i + 1;
-            if (chainable(compute.get(i))) {
-                while (end < compute.size() && chainable(compute.get(end)) && feeds(graph, compute.get(end - 1), compute.get(end))) {
+            if (chainable(graph, compute.get(i))) {
+                while (end < compute.size() && chainable(graph, compute.get(end)) && feeds(graph, compute.get(end - 1), compute.get(end))) {
                     end++;
                 }
                 List<Node> run = compute.subList(i, end);
@@ -198,8 +200,15 @@ final class DnnlChainKernel extends DnnlKernel {
         }
     }
 
-    static boolean chainable(Node node) {
-        if (node.outputs().size() != 1 || node.inputs().isEmpty() || node.input(0).type().shape().rank() != 4) {
+    /**
+     * Whether {@code node} can be a layer of a chain: one of the chain's ops over a batch of images (input and output
+     * [batch, C, H, W] with the batch axis exactly the batch: chunks are whole images), and, for a convolution, no
+     * activation or relu, a geometry oneDNN runs safely, and static weights (read once, for the bound and the
+     * blocked copy).
+     */
+    static boolean chainable(Graph graph, Node node) {
+        if (node.outputs().size() != 1 || node.inputs().isEmpty() || !imageBatch(node.input(0).type().shape())
+                || !(imageBatch(node.output().type().shape()) || node.op().equals(OpRegistry.REDUCE_MEAN) && batchFirst(node.output().type().shape()))) {
             return false;
         }
         dev.kiln.engine.tensor.Shape x = node.input(0).type().shape();
@@ -207,7 +216,8 @@ final class DnnlChainKernel extends DnnlKernel {
             case OpRegistry.CONV2D: {
                 Activation a = Activation.fromName(node.attributes().getString("activation", "none"));
                 Conv2dOp.Geometry g = Conv2dOp.geometry(x, node.input(1).type().shape(), node.attributes());
-                return (a == Activation.NONE || a == Activation.RELU) && DnnlConvKernel.geometryFits(g);
+                boolean staticParameters = node.inputs().stream().skip(1).allMatch(v -> isStatic(graph, v));
+                return (a == Activation.NONE || a == Activation.RELU) && DnnlConvKernel.geometryFits(g) && staticParameters;
             }
             case OpRegistry.MAX_POOL2D:
                 return poolPadding(MaxPool2dOp.geometry(node.op(), x, node.attributes())) != null;
@@ -218,6 +228,33 @@ final class DnnlChainKernel extends DnnlKernel {
             default:
                 return false;
         }
+    }
+
+    /** [batch, C, H, W]: the batch symbol itself first, concrete sizes after. */
+    private static boolean imageBatch(dev.kiln.engine.tensor.Shape shape) {
+        return shape.rank() == 4 && batchFirst(shape);
+    }
+
+    /** The batch symbol itself (not a multiple of it) first, concrete sizes after. */
+    private static boolean batchFirst(dev.kiln.engine.tensor.Shape shape) {
+        if (shape.rank() < 1 || !shape.dim(0).isSymbolic() || shape.dim(0).factor() != 1) {
+            return false;
+        }
+        for (int i = 1; i < shape.rank(); i++) {
+            if (shape.dim(i).isSymbolic()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether {@code value} is a parameter or constant, or a view of one: fixed for the executor's life. */
+    private static boolean isStatic(Graph graph, Value value) {
+        Node producer = graph.producer(value);
+        while (producer != null && OpRegistry.get(producer.op()).aliasesInput()) {
+            producer = graph.producer(producer.input(0));
+        }
+        return producer != null && (producer.op().equals(OpRegistry.PARAMETER) || producer.op().equals(OpRegistry.CONSTANT));
     }
 
     /** The bottom and right padding that make oneDNN's pooling output Kiln's (floor) size, or null when none can. */
@@ -355,29 +392,39 @@ final class DnnlChainKernel extends DnnlKernel {
     }
 
     /**
-     * The largest input magnitude m with m * G + O <= {@link #LIMIT}, where G and O compose the layers' bounds (each
-     * layer's bound is affine in the previous one's and grows with it); -1 when the weights are not finite.
+     * The largest input magnitude m for which every layer's bound stays at most {@link #LIMIT}: layer i's bound is
+     * m * G_i + O_i (G_i, O_i composed from the layers up to i, each affine in the previous one's bound), so
+     * m = min over i of (LIMIT - O_i) / G_i. Every layer, not only the last: a layer may overflow and a later one with
+     * small weights bring the bound back down, while the NaN made in between would be dropped by oneDNN. -1 when the
+     * weights are not finite.
      */
     static float inputBound(double[] gain, double[] offset) {
         double g = 1;
         double o = 0;
+        double bound = Float.MAX_VALUE;
         for (int i = 0; i < gain.length; i++) {
             g *= gain[i];
             o = o * gain[i] + offset[i];
+            if (!(o <= LIMIT) || !Double.isFinite(g)) {
+                return -1f;
+            }
+            if (g > 0) {
+                bound = Math.min(bound, (LIMIT - o) / g);
+            }
         }
-        if (!(o <= LIMIT) || !Double.isFinite(g)) {
-            return -1f;
-        }
-        return g == 0 ? Float.MAX_VALUE : (float) Math.min(Float.MAX_VALUE, (LIMIT - o) / g);
+        return (float) bound;
     }
 
-    /** Whether a batch whose largest input magnitude is {@code maxAbs} keeps every value of the chain finite. */
+    /** Whether a batch whose largest input magnitude is {@code maxAbs} keeps every value of every layer finite. */
     boolean staysFinite(float maxAbs) {
         double b = maxAbs;
         for (int i = 0; i < gain.length; i++) {
             b = b * gain[i] + offset[i];
+            if (!(b <= LIMIT)) {
+                return false;
+            }
         }
-        return b <= LIMIT;
+        return true;
     }
 
     /** Batches that ran node by node (non-finite or too large input), for tests and profiles. */
@@ -399,16 +446,21 @@ final class DnnlChainKernel extends DnnlKernel {
         if (n == 0) {
             return;
         }
-        if (!FiniteCheck.allWithin(xBytes, xByteOffset, (int) (n * xPerImage), inputBound)) {
-            fallbacks++;
-            for (Step s : steps) {
-                s.kernel().run(batch);
-            }
+        if (disabled || !FiniteCheck.allWithin(xBytes, xByteOffset, (int) (n * xPerImage), inputBound)) {
+            runNodeByNode(batch);
             return;
         }
         Dnnl.applyThreads();
+        // Both plans first (the one for full chunks, the one for a shorter last chunk): a size oneDNN cannot chain
+        // well sends the batch, and every later one, node by node instead of failing it.
+        Plan full = n >= chunk ? planOrNull(chunk) : null;
+        Plan tail = n % chunk != 0 ? planOrNull(n % chunk) : null;
+        if (disabled) {
+            runNodeByNode(batch);
+            return;
+        }
         for (long start = 0; start < n; start += chunk) {
-            Plan plan = plan(Math.min(chunk, n - start));
+            Plan plan = n - start >= chunk ? full : tail;
             // Memory objects are rebound to this chunk's rows; oneDNN's CPU stream runs each step before returning,
             // and the wait below orders the next rebinding after it.
             int status = dnnl_memory_set_data_handle(plan.input, inAt.at(xAddress + 4 * start * xPerImage));
@@ -420,6 +472,27 @@ final class DnnlChainKernel extends DnnlKernel {
             }
             submit(plan, "running a layer chain");
             await(plan, "running a layer chain");
+        }
+    }
+
+    private void runNodeByNode(long batch) {
+        fallbacks++;
+        for (Step s : steps) {
+            s.kernel().run(batch);
+        }
+    }
+
+    /** The plan for {@code rows}, or null (and the chain switched off) when oneDNN cannot chain at that size. */
+    private Plan planOrNull(long rows) {
+        try {
+            return plan(rows);
+        } catch (UnsupportedOperationException | KilnException e) {
+            if (e instanceof KilnException k && k.code() == dev.kiln.engine.ErrorCode.DEVICE_OUT_OF_MEMORY) {
+                throw e;
+            }
+            disabled = true;
+            LOG.warn("Layers {} run node by node from now on: at {} images, {}", label, rows, e.getMessage());
+            return null;
         }
     }
 
@@ -450,28 +523,28 @@ final class DnnlChainKernel extends DnnlKernel {
                 throw new UnsupportedOperationException("oneDNN has only its reference implementation (" + impl + ") for "
                         + s.node().describe() + " in a chain");
             }
-            dnnl_memory_desc wanted = plan.query(pd, dnnl_query_src_md);
-            if (dnnl_memory_desc_equal(wanted, current) == 0) {
-                dnnl_memory reordered = plan.scratch(wanted);
-                reorder(plan, current, currentMemory, wanted, reordered);
-                currentMemory = reordered;
-            }
-            dnnl_memory_desc dst = plan.query(pd, dnnl_query_dst_md);
-            boolean last = i == steps.size() - 1;
-            dnnl_memory dstMemory = last && dnnl_memory_desc_equal(dst, plainOut) != 0 ? (plan.output = plan.memory(plainOut, yAddress)) : plan.scratch(dst);
-            if (s.node().op().equals(OpRegistry.CONV2D)) {
-                dnnl_memory packed;
-                try {
-                    packed = plan.weightsFor(pd, weightDescs[i], weights[i], stream);
-                } catch (Throwable e) {
-                    dnnl_primitive_desc_destroy(pd);
-                    throw e;
+            // Until plan.create takes it over, the descriptor is this loop's to free, also when a step below fails.
+            boolean handedOver = false;
+            dnnl_memory_desc dst;
+            dnnl_memory dstMemory;
+            try {
+                dnnl_memory_desc wanted = plan.query(pd, dnnl_query_src_md);
+                if (dnnl_memory_desc_equal(wanted, current) == 0) {
+                    dnnl_memory reordered = plan.scratch(wanted);
+                    reorder(plan, current, currentMemory, wanted, reordered);
+                    currentMemory = reordered;
                 }
+                dst = plan.query(pd, dnnl_query_dst_md);
+                boolean last = i == steps.size() - 1;
+                dstMemory = last && dnnl_memory_desc_equal(dst, plainOut) != 0 ? (plan.output = plan.memory(plainOut, yAddress)) : plan.scratch(dst);
+                dnnl_memory packed = s.node().op().equals(OpRegistry.CONV2D) ? plan.weightsFor(pd, weightDescs[i], weights[i], stream) : null;
+                handedOver = true;
                 plan.create(pd);
                 plan.arguments(DNNL_ARG_SRC, currentMemory, DNNL_ARG_WEIGHTS, packed, DNNL_ARG_BIAS, biases[i], DNNL_ARG_DST, dstMemory);
-            } else {
-                plan.create(pd);
-                plan.arguments(DNNL_ARG_SRC, currentMemory, DNNL_ARG_DST, dstMemory);
+            } finally {
+                if (!handedOver) {
+                    dnnl_primitive_desc_destroy(pd);
+                }
             }
             current = dst;
             currentMemory = dstMemory;

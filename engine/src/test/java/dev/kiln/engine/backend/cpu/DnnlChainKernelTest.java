@@ -147,6 +147,53 @@ class DnnlChainKernelTest {
         }
     }
 
+    /** conv 1->2 (1x1, no bias) -> conv 2->1 (1x1, no bias) -> max pool 2x2, weights loaded by the test. */
+    static final class Cancelling extends UnaryBlock {
+        private final Conv2d first = addChild("a", new Conv2d(1, 2, 1, 1, 0, 1, 1, false));
+        private final Conv2d second = addChild("b", new Conv2d(2, 1, 1, 1, 0, 1, 1, false));
+
+        @Override
+        protected Tensor forwardInternal(Tensor x) {
+            return second.forward(first.forward(x)).maxPool2d(new long[] {2, 2}, new long[] {2, 2}, new long[] {0, 0, 0, 0});
+        }
+    }
+
+    @Test
+    void aLayerThatCouldOverflowSendsTheBatchNodeByNodeEvenWhenLaterLayersShrinkTheBound() {
+        // The first layer's filters have L1 norm 1e20, the second's 2e-20: the last layer's bound is small, but on an
+        // input of 1e20 the first layer overflows to +-Inf and the second makes NaN of them (Inf - Inf), which
+        // oneDNN's max pool would drop. So the input bound must come from the first layer: 1e30 / 1e20.
+        Block block = new Cancelling().loadParameters(java.util.Map.of(
+                "a.weight", TensorData.ofFloats(new long[] {2, 1, 1, 1}, 1e20f, -1e20f),
+                "b.weight", TensorData.ofFloats(new long[] {1, 2, 1, 1}, 1e-20f, 1e-20f)));
+        assertThat(DnnlChainKernel.inputBound(new double[] {1e20, 2e-20, 1}, new double[] {0, 0, 0})).isCloseTo(1e10f, org.assertj.core.data.Percentage.withPercentage(1e-4));
+        Signature signature = Signature.builder().input("x", Shape.batched(1, 2, 2)).build();
+        try (CompiledModel model = Kiln.compile(block, signature); Executor executor = model.newExecutor(2)) {
+            DnnlChainKernel chain = chains(executor).get(0);
+            float[] x = {1e20f, 1, 1, 1, 1, 2, 3, 4};
+            float[] expected = eager(block, new long[] {2, 1, 2, 2}, x);
+            assertThat(expected[0]).as("PyTorch semantics: Inf - Inf in the first image").isNaN();
+            float[] actual = run(executor, x, 2);
+            assertAllClose(actual, expected, 1e-4, 1e-6, "overflowing first layer");
+            assertThat(chain.fallbacks()).isEqualTo(1);
+            float[] small = {1, 2, 3, 4, 4, 3, 2, 1};
+            assertAllClose(run(executor, small, 2), finiteEager(block, new long[] {2, 1, 2, 2}, small), 1e-4, 1e-6, "small inputs");
+            assertThat(chain.fallbacks()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aBatchFixedInTheShapeIsNotChained() {
+        // Chunks are whole images along a symbolic batch axis; a model compiled for exactly 8 images has none.
+        Block cnn = new TestCnn().setSeed(12);
+        Signature signature = Signature.builder().input("image", Shape.of(8, 1, 28, 28)).build();
+        try (CompiledModel model = Kiln.compile(cnn, signature); Executor executor = model.newExecutor(8)) {
+            assertThat(chains(executor)).isEmpty();
+            float[] x = images(8, 1, 28, 28, 12);
+            assertAllClose(run(executor, x, 8), finiteEager(cnn, new long[] {8, 1, 28, 28}, x), 1e-4, 1e-6, "fixed-batch CNN");
+        }
+    }
+
     /** conv -> [max pool] -> conv -> [global average pool], each geometry drawn at random. */
     static final class RandomChain extends UnaryBlock {
         private final Conv2d first;
