@@ -67,15 +67,16 @@ final class VectorFiniteCheck {
     /**
      * Whether every whole vector of {@code count} floats stays finite when multiplied by {@code scale} (the scalar
      * tail is the caller's): x * scale - x * scale is NaN exactly when the product is NaN or infinite, and NaN survives
-     * addition, so one sum answers for all. Only adds, multiplies and one mask test: a vector max, a compare with a
-     * scalar or a lane taken out of a vector each allocated on every call in JDK 17.
+     * addition, so one sum answers for all. Only vector adds, multiplies and one mask test: a vector max, an operation
+     * with a scalar operand or a lane taken out of a vector each allocated on every call in JDK 17.
      */
     static boolean allFiniteScaled(ByteBuffer b, int byteOffset, int count, float scale) {
         int lanes = SPECIES.length();
         int end = count - count % lanes;
         FloatVector acc = FloatVector.zero(SPECIES);
+        FloatVector by = FloatVector.broadcast(SPECIES, scale);
         for (int i = 0; i < end; i += lanes) {
-            FloatVector v = FloatVector.fromByteBuffer(SPECIES, b, byteOffset + 4 * i, ByteOrder.LITTLE_ENDIAN).mul(scale);
+            FloatVector v = FloatVector.fromByteBuffer(SPECIES, b, byteOffset + 4 * i, ByteOrder.LITTLE_ENDIAN).mul(by);
             acc = acc.add(v.sub(v));
         }
         return !acc.test(VectorOperators.IS_NAN).anyTrue();

@@ -164,8 +164,8 @@ class DnnlChainKernelTest {
         // input of 1e20 the first layer overflows to +-Inf and the second makes NaN of them (Inf - Inf), which
         // oneDNN's max pool would drop. So the input bound must come from the first layer: 1e30 / 1e20.
         Block block = new Cancelling().loadParameters(java.util.Map.of(
-                "a.weight", TensorData.ofFloats(new long[] {2, 1, 1, 1}, 1e20f, -1e20f),
-                "b.weight", TensorData.ofFloats(new long[] {1, 2, 1, 1}, 1e-20f, 1e-20f)));
+                "a.weight", TensorData.ofFloats(new long[] {2, 1, 1, 1}, new float[] {1e20f, -1e20f}),
+                "b.weight", TensorData.ofFloats(new long[] {1, 2, 1, 1}, new float[] {1e-20f, 1e-20f})));
         assertThat(DnnlChainKernel.inputBound(new double[] {1e20, 2e-20, 1}, new double[] {0, 0, 0})).isCloseTo(1e10f, org.assertj.core.data.Percentage.withPercentage(1e-4));
         Signature signature = Signature.builder().input("x", Shape.batched(1, 2, 2)).build();
         try (CompiledModel model = Kiln.compile(block, signature); Executor executor = model.newExecutor(2)) {
