@@ -51,6 +51,12 @@ final class VectorEpilogue extends Epilogue {
 
     @Override
     void apply(ByteBuffer out, int outByteOffset, ByteBuffer bias, int biasByteOffset, int rows, int n) {
+        if (bias == null && (long) rows * n <= Integer.MAX_VALUE) {
+            // Without a bias the rows are one flat run: one loop instead of one per row (relu over 1024 x 256 floats:
+            // 36 us against 47-54 us per row, in a standalone measurement).
+            n = rows * n;
+            rows = 1;
+        }
         int lanes = SPECIES.length();
         int vectorEnd = n - n % lanes;
         FloatVector zero = FloatVector.zero(SPECIES);
