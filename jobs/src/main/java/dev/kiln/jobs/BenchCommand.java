@@ -66,7 +66,7 @@ final class BenchCommand implements KilnCli.Command {
             out.printf("Kiln vs ONNX Runtime 1.28.0 on %s, workers %s (one thread each), %s%n", onnx, args.get("threads", "1"), environment());
             List<SeedBenchmark.Result> results = dev.kiln.jobs.bench.PeerBenchmark.run(Models.existingFile(onnx.toString()),
                     args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
-            writeOutputs(args, results, out);
+            writeOutputs(args, results, out, onnx.getFileName() + " (" + onnx.getParent().getFileName() + "): Kiln vs ONNX Runtime and sgemm ceilings (median rows/s)", false);
             printProfile(args, out);
             return 0;
         }
@@ -81,7 +81,7 @@ final class BenchCommand implements KilnCli.Command {
                 args.getInt("reps", 5), out,
                 !args.flag("compiled-only"));
         List<SeedBenchmark.Result> results = bench.run(args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"));
-        writeOutputs(args, results, out);
+        writeOutputs(args, results, out, entry.name() + ": eager vs compiled (median rows/s)", true);
         printProfile(args, out);
         return 0;
     }
@@ -93,10 +93,10 @@ final class BenchCommand implements KilnCli.Command {
         }
     }
 
-    private static void writeOutputs(Args args, List<SeedBenchmark.Result> results, PrintStream out) throws java.io.IOException {
+    private static void writeOutputs(Args args, List<SeedBenchmark.Result> results, PrintStream out, String title, boolean logScale) throws java.io.IOException {
         if (args.has("chart")) {
             Path png = Models.outputFile(args.get("chart", null));
-            dev.kiln.jobs.bench.BenchChart.write(results, png);
+            dev.kiln.jobs.bench.BenchChart.write(results, png, title, logScale);
             out.printf("Wrote %s%n", png);
         }
         if (args.has("json")) {
