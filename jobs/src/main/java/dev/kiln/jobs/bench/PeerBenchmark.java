@@ -11,7 +11,12 @@ import dev.kiln.engine.backend.cpu.CpuBackend;
 import dev.kiln.engine.exec.CompiledModel;
 import dev.kiln.engine.exec.Executor;
 import dev.kiln.engine.pass.PassPipeline;
+import dev.kiln.engine.nn.Block;
+import dev.kiln.engine.tensor.Tensor;
+import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.engine.zoo.ModelZoo;
 import dev.kiln.format.onnx.OnnxImporter;
+import dev.kiln.format.safetensors.Safetensors;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.openblas.global.openblas_nolapack;
 
@@ -26,7 +31,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Kiln against ONNX Runtime on the same ONNX file, one thread, interleaved repetitions: Kiln compiled (imported from
+ * Kiln against ONNX Runtime on the same ONNX file, one thread, interleaved repetitions: Kiln eager (the reference
+ * model's zoo block with the {@code weights.safetensors} beside the file, op by op on ND4J), Kiln compiled (imported from
  * the ONNX file) copying its input in from a {@code float[]} every call ({@code compiled}) and reading it in place from
  * a bound direct buffer ({@code compiled-bound}: the zero-copy path Spark's Arrow batches take, and the counterpart of
  * ONNX Runtime's reused tensors), ONNX Runtime with its input and output tensors created once and reused (pinned
@@ -71,14 +77,34 @@ public final class PeerBenchmark {
             boolean seedMlp = inShape.length == 2 && inShape[1] == 512 && outWidth == 2;
             String inName = model.signature().inputs().get(0).name();
             String outName = model.signature().outputs().get(0).name();
+            Block eager = eagerBlock(onnx, log);
             for (int batch : batches) {
                 for (int threads : workerCounts) {
-                    runOne(env, session, model, inName, outName, inShape, outShape, seedMlp, batch, threads,
+                    runOne(env, session, model, eager, inName, outName, inShape, outShape, seedMlp, batch, threads,
                             batch == 1 ? calls : Math.max(5, rows / batch), repetitions, results, log);
                 }
             }
         }
         return results;
+    }
+
+    /** Reference models by folder (../shared/models/NAME/model.onnx) and the zoo block that writes each with the block API. */
+    private static final Map<String, String> ZOO = Map.of("mlp", "seed-mlp", "cnn", "small-cnn", "encoder", "tiny-encoder");
+
+    /**
+     * Kiln's eager mode for the same model: the zoo block written like the PyTorch module, with the
+     * {@code weights.safetensors} beside the ONNX file (the same weights); null, with a line saying why, when there is
+     * no such block.
+     */
+    static Block eagerBlock(Path onnx, PrintStream log) {
+        Path folder = onnx.toAbsolutePath().getParent();
+        String zoo = folder == null ? null : ZOO.get(folder.getFileName().toString());
+        Path weights = folder == null ? null : folder.resolve("weights.safetensors");
+        if (zoo == null || !java.nio.file.Files.isRegularFile(weights)) {
+            log.printf("(no eager mode: %s is not one of the reference models %s with weights.safetensors beside it)%n", onnx, ZOO.keySet());
+            return null;
+        }
+        return ModelZoo.get(zoo).block().loadParameters(Safetensors.read(weights));
     }
 
     /** One worker's inputs, outputs and calls. */
@@ -93,10 +119,12 @@ public final class PeerBenchmark {
         final Gemms dnnlGemms;
         final float[] input;
         final float[] kilnOut;
+        final long[] batchShape;
 
         Lane(OrtEnvironment env, CompiledModel model, long[] inShape, long[] outShape, boolean seedMlp, int batch, int seed) throws OrtException {
             input = SeedBenchmark.randomInput(batch * (int) rowElements(inShape), seed);
             kilnOut = new float[(int) (batch * rowElements(outShape))];
+            batchShape = withBatch(inShape, batch);
             FloatBuffer ortIn = ByteBuffer.allocateDirect(input.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer().put(input);
             ortIn.rewind();
             FloatBuffer ortOut = ByteBuffer.allocateDirect(kilnOut.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
@@ -124,15 +152,25 @@ public final class PeerBenchmark {
         }
     }
 
-    private static void runOne(OrtEnvironment env, OrtSession session, CompiledModel model, String inName, String outName, long[] inShape,
-                               long[] outShape, boolean seedMlp, int batch, int threads, int n, int repetitions,
+    private static void runOne(OrtEnvironment env, OrtSession session, CompiledModel model, Block eager, String inName, String outName,
+                               long[] inShape, long[] outShape, boolean seedMlp, int batch, int threads, int n, int repetitions,
                                List<SeedBenchmark.Result> results, PrintStream log) throws Exception {
         List<Lane> lanes = new ArrayList<>();
         java.util.concurrent.ExecutorService pool = threads > 1 ? java.util.concurrent.Executors.newFixedThreadPool(threads) : null;
         try {
+            List<String> modes = new ArrayList<>(List.of("compiled", "compiled-bound", "onnxruntime"));
+            if (seedMlp) {
+                modes.addAll(List.of("ceiling", "ceiling-onednn"));
+            }
+            if (eager != null) {
+                modes.add("eager");
+            }
             List<List<Call>> contenders = new ArrayList<>();
-            for (int m = 0; m < (seedMlp ? 5 : 3); m++) {
+            int[] counts = new int[modes.size()];
+            for (int m = 0; m < modes.size(); m++) {
                 contenders.add(new ArrayList<>());
+                // Eager runs op by op on ND4J, tens of times slower: a quarter of the calls keeps its share of the run small.
+                counts[m] = modes.get(m).equals("eager") ? Math.max(3, n / 4) : n;
             }
             for (int t = 0; t < threads; t++) {
                 Lane lane = new Lane(env, model, inShape, outShape, seedMlp, batch, 42 + t);
@@ -155,29 +193,39 @@ public final class PeerBenchmark {
                     contenders.get(3).add(lane.gemms::run);
                     contenders.get(4).add(lane.dnnlGemms::run);
                 }
+                if (eager != null) {
+                    float[] eagerOut = new float[lane.kilnOut.length];
+                    contenders.get(modes.indexOf("eager")).add(() -> {
+                        float[] y = eager.forward(Tensor.of(TensorData.ofFloats(lane.batchShape, lane.input))).toFloatArray();
+                        System.arraycopy(y, 0, eagerOut, 0, eagerOut.length);
+                    });
+                    contenders.get(2).get(t).call();
+                    contenders.get(modes.indexOf("eager")).get(t).call();
+                    // ND4J's kernels sum in another order than ORT's: checked at 1e-4.
+                    checkEqual("Kiln eager", eagerOut, lane.outTensor.getFloatBuffer(), batch, 1e-4);
+                }
                 contenders.get(2).get(t).call();
                 contenders.get(0).get(t).call();
-                checkEqual(lane.kilnOut, lane.outTensor.getFloatBuffer(), batch);
+                checkEqual("Kiln compiled", lane.kilnOut, lane.outTensor.getFloatBuffer(), batch, 1e-5);
                 java.util.Arrays.fill(lane.kilnOut, Float.NaN);
                 contenders.get(1).get(t).call();
-                checkEqual(lane.kilnOut, lane.outTensor.getFloatBuffer(), batch);
+                checkEqual("Kiln compiled-bound", lane.kilnOut, lane.outTensor.getFloatBuffer(), batch, 1e-5);
             }
             int warmup = Math.max(20_000 / batch, 2 * n);
-            for (List<Call> c : contenders) {
-                time(c, warmup, pool);
+            for (int m = 0; m < contenders.size(); m++) {
+                time(contenders.get(m), modes.get(m).equals("eager") ? counts[m] : warmup, pool);
             }
             double[][] seconds = new double[contenders.size()][repetitions];
             for (int r = 0; r < repetitions; r++) {
                 for (int m = 0; m < contenders.size(); m++) {
-                    seconds[m][r] = time(contenders.get(m), n, pool);
+                    seconds[m][r] = time(contenders.get(m), counts[m], pool);
                 }
             }
-            String[] modes = {"compiled", "compiled-bound", "onnxruntime", "ceiling", "ceiling-onednn"};
             StringBuilder line = new StringBuilder(String.format("batch %5d  threads %d", batch, threads));
             for (int m = 0; m < contenders.size(); m++) {
-                SeedBenchmark.Result result = summarize(modes[m], batch, threads, n, seconds[m]);
+                SeedBenchmark.Result result = summarize(modes.get(m), batch, threads, counts[m], seconds[m]);
                 results.add(result);
-                line.append(String.format("  %s %.1f us/call %,.0f rows/s", modes[m], result.usPerCall(), result.rowsPerSecond()));
+                line.append(String.format("  %s %.1f us/call %,.0f rows/s", modes.get(m), result.usPerCall(), result.rowsPerSecond()));
             }
             log.println(line);
         } finally {
@@ -257,11 +305,11 @@ public final class PeerBenchmark {
         return (System.nanoTime() - start) / 1e9;
     }
 
-    private static void checkEqual(float[] kiln, FloatBuffer ort, int batch) {
+    private static void checkEqual(String what, float[] kiln, FloatBuffer ort, int batch, double rtol) {
         for (int i = 0; i < kiln.length; i++) {
             float o = ort.get(i);
-            if (Math.abs(kiln[i] - o) > 1e-6 + 1e-5 * Math.abs(o)) {
-                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "At batch %d, Kiln and ONNX Runtime differ at element %d: %s vs %s", batch, i, kiln[i], o);
+            if (Math.abs(kiln[i] - o) > 1e-6 + rtol * Math.abs(o)) {
+                throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "At batch %d, %s and ONNX Runtime differ at element %d: %s vs %s", batch, what, i, kiln[i], o);
             }
         }
     }
