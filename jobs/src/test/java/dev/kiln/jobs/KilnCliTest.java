@@ -175,15 +175,16 @@ class KilnCliTest {
                 "--threads", "1,2", "--reps", "1", "--json", json.toString());
         assertThat(r.code()).as(r.err()).isZero();
         var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readString(json));
-        // 2 batches x 2 worker counts x 5 modes; each worker's outputs (both Kiln modes) were checked against ONNX Runtime's first.
-        assertThat(root.path("results")).hasSize(20);
+        // 2 batches x 2 worker counts x 6 modes; each worker's outputs (the three Kiln modes) were checked against ONNX
+        // Runtime's first.
+        assertThat(root.path("results")).hasSize(24);
         java.util.Set<String> modes = new java.util.HashSet<>();
         java.util.Set<Integer> threads = new java.util.HashSet<>();
         root.path("results").forEach(result -> {
             modes.add(result.path("mode").asText());
             threads.add(result.path("threads").asInt());
         });
-        assertThat(modes).containsExactlyInAnyOrder("compiled", "compiled-bound", "onnxruntime", "ceiling", "ceiling-onednn");
+        assertThat(modes).containsExactlyInAnyOrder("eager", "compiled", "compiled-bound", "onnxruntime", "ceiling", "ceiling-onednn");
         assertThat(threads).containsExactlyInAnyOrder(1, 2);
     }
 

@@ -78,7 +78,7 @@ final class CpuExecutor implements Executor {
         for (Map.Entry<Value, Value> e : plan.staticAliases().entrySet()) {
             slots.put(e.getKey(), new Slot(loaded.view(e.getValue()), 0, e.getKey().type()));
         }
-        List<DnnlChainKernel.Step> steps = new ArrayList<>();
+        List<ScheduledNode> steps = new ArrayList<>();
         List<Kernel> schedule = null;
         Slot[] newInputs;
         Slot[] newOutputs;
@@ -100,14 +100,14 @@ final class CpuExecutor implements Executor {
                     throw new KilnException(e.code(), "Building the CPU kernel of " + node.describe() + " " + java.util.Arrays.stream(in)
                             .map(slot -> slot.type().toString()).toList() + ": " + e.getMessage(), e);
                 }
-                steps.add(new DnnlChainKernel.Step(node, in, out, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
+                steps.add(new ScheduledNode(node, in, out, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
             }
             schedule = DnnlChainKernel.fuse(steps, chains, newCapacity);
             newInputs = slotsOf(graph.inputs(), slots);
             newOutputs = slotsOf(graph.outputs(), slots);
         } catch (Throwable e) {
             // Chains close the kernels they took over; anything not yet fused is closed step by step.
-            closeAll(schedule != null ? schedule.toArray(new Kernel[0]) : steps.stream().map(DnnlChainKernel.Step::kernel).toArray(Kernel[]::new));
+            closeAll(schedule != null ? schedule.toArray(new Kernel[0]) : steps.stream().map(ScheduledNode::kernel).toArray(Kernel[]::new));
             throw e;
         }
         if (arena != null) {

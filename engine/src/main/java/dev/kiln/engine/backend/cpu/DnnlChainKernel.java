@@ -90,10 +90,7 @@ final class DnnlChainKernel extends DnnlKernel {
     /** Input layouts offered to a pooling that would otherwise run oneDNN's reference kernel, in order. */
     private static final int[] POOL_LAYOUTS = {dnnl_nChw16c, dnnl_nhwc, dnnl_nchw};
 
-    /** One node of the schedule with its slots and the kernel that runs it alone. */
-    record Step(Node node, Slot[] inputs, Slot[] outputs, Kernel kernel) { }
-
-    private final List<Step> steps;
+    private final List<ScheduledNode> steps;
     private final Slot x;
     private final Slot y;
     private final long xPerImage;
@@ -161,7 +158,7 @@ final class DnnlChainKernel extends DnnlKernel {
      * The schedule with each of {@code runs} replaced by one chain, whose fallback is the run's own kernels; steps
      * outside runs, and runs oneDNN cannot chain well, pass through. Wraps kernels for the profile.
      */
-    static List<Kernel> fuse(List<Step> schedule, List<List<Node>> runs, long capacity) {
+    static List<Kernel> fuse(List<ScheduledNode> schedule, List<List<Node>> runs, long capacity) {
         List<Kernel> out = new ArrayList<>(schedule.size());
         try {
             fuseInto(out, schedule, runs, capacity);
@@ -173,7 +170,7 @@ final class DnnlChainKernel extends DnnlKernel {
         return out;
     }
 
-    private static void fuseInto(List<Kernel> out, List<Step> schedule, List<List<Node>> runs, long capacity) {
+    private static void fuseInto(List<Kernel> out, List<ScheduledNode> schedule, List<List<Node>> runs, long capacity) {
         Map<Node, List<Node>> byFirst = new IdentityHashMap<>();
         runs.forEach(r -> byFirst.put(r.get(0), r));
         int i = 0;
@@ -184,7 +181,7 @@ final class DnnlChainKernel extends DnnlKernel {
                 i++;
                 continue;
             }
-            List<Step> steps = schedule.subList(i, i + run.size());
+            List<ScheduledNode> steps = schedule.subList(i, i + run.size());
             for (int k = 0; k < run.size(); k++) {
                 if (steps.get(k).node() != run.get(k)) {
                     throw new IllegalStateException("The schedule does not follow the chain " + run);
@@ -282,7 +279,7 @@ final class DnnlChainKernel extends DnnlKernel {
         return x.offset() < yEnd && y.offset() < xEnd;
     }
 
-    private static DnnlChainKernel tryCreate(List<Step> run) {
+    private static DnnlChainKernel tryCreate(List<ScheduledNode> run) {
         DnnlChainKernel chain = new DnnlChainKernel(List.copyOf(run));
         try {
             chain.prepare();
@@ -299,7 +296,7 @@ final class DnnlChainKernel extends DnnlKernel {
         }
     }
 
-    private DnnlChainKernel(List<Step> steps) {
+    private DnnlChainKernel(List<ScheduledNode> steps) {
         this.steps = steps;
         this.x = steps.get(0).inputs()[0];
         this.y = steps.get(steps.size() - 1).outputs()[0];
@@ -318,7 +315,7 @@ final class DnnlChainKernel extends DnnlKernel {
         this.biases = new dnnl_memory[n];
         long intermediateFloats = 0;
         for (int i = 0; i < n; i++) {
-            Step s = steps.get(i);
+            ScheduledNode s = steps.get(i);
             gain[i] = 1;
             if (s.node().op().equals(OpRegistry.CONV2D)) {
                 bound(i, s);
@@ -343,7 +340,7 @@ final class DnnlChainKernel extends DnnlKernel {
     }
 
     /** A convolution's output bound: gain = the largest sum of |w| over one filter, offset = the largest |b|. */
-    private void bound(int i, Step s) {
+    private void bound(int i, ScheduledNode s) {
         Slot w = s.inputs()[1];
         int filters = (int) w.size(0, 1);
         int perFilter = w.elementCount(1) / filters;
@@ -369,7 +366,7 @@ final class DnnlChainKernel extends DnnlKernel {
     /** Plain weight and bias memories shared by all plans, then a plan for one chunk (fails early if oneDNN cannot). */
     private void prepare() {
         for (int i = 0; i < steps.size(); i++) {
-            Step s = steps.get(i);
+            ScheduledNode s = steps.get(i);
             if (!s.node().op().equals(OpRegistry.CONV2D)) {
                 continue;
             }
@@ -387,7 +384,7 @@ final class DnnlChainKernel extends DnnlKernel {
         plan(chunk);
     }
 
-    private static Conv2dOp.Geometry geometry(Step s) {
+    private static Conv2dOp.Geometry geometry(ScheduledNode s) {
         return Conv2dOp.geometry(s.inputs()[0].type().shape(), s.inputs()[1].type().shape(), s.node().attributes());
     }
 
@@ -436,7 +433,7 @@ final class DnnlChainKernel extends DnnlKernel {
         return chunk;
     }
 
-    List<Step> steps() {
+    List<ScheduledNode> steps() {
         return steps;
     }
 
@@ -477,7 +474,7 @@ final class DnnlChainKernel extends DnnlKernel {
 
     private void runNodeByNode(long batch) {
         fallbacks++;
-        for (Step s : steps) {
+        for (ScheduledNode s : steps) {
             s.kernel().run(batch);
         }
     }
@@ -504,7 +501,7 @@ final class DnnlChainKernel extends DnnlKernel {
         dnnl_memory currentMemory = plan.input;
         dnnl_memory_desc plainOut = plan.desc(new long[] {rows, y.type().shape().size(1, 1), y.rank() == 4 ? y.size(2, 1) : 1, y.rank() == 4 ? y.size(3, 1) : 1}, dnnl_nchw);
         for (int i = 0; i < steps.size(); i++) {
-            Step s = steps.get(i);
+            ScheduledNode s = steps.get(i);
             dnnl_primitive_desc pd = primitive(plan, i, s, rows, current, false);
             if (isReference(pd) && s.node().op().equals(OpRegistry.CONV2D)) {
                 // The layout the previous layer chose forces oneDNN's reference convolution (100x slower): let this
@@ -560,7 +557,7 @@ final class DnnlChainKernel extends DnnlKernel {
     }
 
     /** The primitive descriptor of step {@code i} reading {@code src} (or, when {@code anySource}, a layout of its choice). */
-    private dnnl_primitive_desc primitive(Plan plan, int i, Step s, long rows, dnnl_memory_desc src, boolean anySource) {
+    private dnnl_primitive_desc primitive(Plan plan, int i, ScheduledNode s, long rows, dnnl_memory_desc src, boolean anySource) {
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
         Attributes a = s.node().attributes();
         Slot in = s.inputs()[0];
@@ -632,7 +629,7 @@ final class DnnlChainKernel extends DnnlKernel {
     @Override
     public void close() {
         super.close();
-        for (Step s : steps) {
+        for (ScheduledNode s : steps) {
             s.kernel().close();
         }
     }
