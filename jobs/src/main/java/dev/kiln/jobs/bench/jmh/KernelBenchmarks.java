@@ -143,6 +143,38 @@ public class KernelBenchmarks {
         }
     }
 
+    /**
+     * The reference CNN's trunk (conv 1->8 pad 1 + relu, 2x2 max pool, conv 8->16 + relu, global average pool) at batch
+     * 256, as one oneDNN chain or node by node ({@code kiln.onednn.noChain}, read when the executor is built).
+     */
+    @State(Scope.Thread)
+    public static class CnnTrunk extends Compiled {
+        @Param({"chain", "nodes"})
+        public String mode;
+
+        @Setup(Level.Trial)
+        public void setup() {
+            GraphBuilder b = new GraphBuilder();
+            Value x = b.input("image", TensorType.float32(Shape.batched(1, 28, 28)));
+            Value h = b.add1(OpRegistry.CONV2D, Attributes.of("pads", new long[] {1, 1, 1, 1}, "activation", "relu"), "conv1",
+                    x, b.parameter("w1", random(8, 1, 3, 3)), b.parameter("b1", random(8)));
+            h = b.add1(OpRegistry.MAX_POOL2D, Attributes.of("kernel", new long[] {2, 2}, "strides", new long[] {2, 2}), "pool", h);
+            h = b.add1(OpRegistry.CONV2D, Attributes.of("activation", "relu"), "conv2", h, b.parameter("w2", random(16, 8, 3, 3)), b.parameter("b2", random(16)));
+            b.output("y", b.add1(OpRegistry.REDUCE_MEAN, Attributes.of("axes", new long[] {2, 3}), "gap", h));
+            String before = System.getProperty("kiln.onednn.noChain");
+            System.setProperty("kiln.onednn.noChain", Boolean.toString(mode.equals("nodes")));
+            try {
+                bind(b.build(), 256);
+            } finally {
+                if (before == null) {
+                    System.clearProperty("kiln.onednn.noChain");
+                } else {
+                    System.setProperty("kiln.onednn.noChain", before);
+                }
+            }
+        }
+    }
+
     @State(Scope.Thread)
     public static class AttentionSoftmax extends Compiled {
         @Setup(Level.Trial)
@@ -176,6 +208,11 @@ public class KernelBenchmarks {
 
     @Benchmark
     public void cnnMaxPoolBatch256(CnnMaxPool s) {
+        s.executor.run(s.batch);
+    }
+
+    @Benchmark
+    public void cnnTrunkBatch256(CnnTrunk s) {
         s.executor.run(s.batch);
     }
 
