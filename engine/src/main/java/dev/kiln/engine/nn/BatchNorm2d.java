@@ -21,10 +21,11 @@ public class BatchNorm2d extends UnaryBlock {
     public BatchNorm2d(long channels, float eps) {
         this.channels = channels;
         this.eps = eps;
-        this.weight = addParameter("weight", new long[] {channels}, 0);
-        this.bias = addParameter("bias", new long[] {channels}, 0);
-        this.runningMean = addParameter("running_mean", new long[] {channels}, 0);
-        this.runningVar = addParameter("running_var", new long[] {channels}, 0);
+        // PyTorch's initial values: random ones made half the variances negative, so an unloaded model gave NaN.
+        this.weight = addFilledParameter("weight", new long[] {channels}, 1f);
+        this.bias = addFilledParameter("bias", new long[] {channels}, 0f);
+        this.runningMean = addFilledParameter("running_mean", new long[] {channels}, 0f);
+        this.runningVar = addFilledParameter("running_var", new long[] {channels}, 1f);
     }
 
     @Override

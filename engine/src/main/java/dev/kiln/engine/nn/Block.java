@@ -136,10 +136,18 @@ public abstract class Block {
     }
 
     protected final Parameter addParameter(String name, long[] shape, long fanIn) {
+        return register(name, new Parameter(this, name, shape, fanIn));
+    }
+
+    /** A parameter whose initial elements all equal {@code value} (as PyTorch initialises norms), until weights are loaded. */
+    protected final Parameter addFilledParameter(String name, long[] shape, float value) {
+        return register(name, new Parameter(this, name, shape, 0, value));
+    }
+
+    private Parameter register(String name, Parameter p) {
         if (children.containsKey(name) || parameters.containsKey(name)) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "%s already has a child or parameter named '%s'", describe(), name);
         }
-        Parameter p = new Parameter(this, name, shape, fanIn);
         parameters.put(name, p);
         return p;
     }

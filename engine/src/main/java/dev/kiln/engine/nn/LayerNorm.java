@@ -14,8 +14,8 @@ public class LayerNorm extends UnaryBlock {
 
     public LayerNorm(long features, float eps) {
         this.eps = eps;
-        this.weight = addParameter("weight", new long[] {features}, 0);
-        this.bias = addParameter("bias", new long[] {features}, 0);
+        this.weight = addFilledParameter("weight", new long[] {features}, 1f);
+        this.bias = addFilledParameter("bias", new long[] {features}, 0f);
     }
 
     @Override

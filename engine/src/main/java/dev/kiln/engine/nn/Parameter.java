@@ -12,7 +12,8 @@ import java.util.Random;
 /**
  * A named, learned tensor of a block. Its shape may be deferred until the first forward (a {@code Dense} learns its
  * input width then), or set when weights are loaded. Initialisation is deterministic: PyTorch's default uniform
- * bound {@code 1/sqrt(fanIn)}, from a generator seeded by the parameter's full name.
+ * bound {@code 1/sqrt(fanIn)}, from a generator seeded by the parameter's full name; or, where PyTorch initialises
+ * with a constant (a norm's scale 1, shift 0, running mean 0 and variance 1), that constant.
  */
 public final class Parameter {
     private final Block owner;
@@ -21,12 +22,19 @@ public final class Parameter {
     private long fanIn;
     private TensorData data;
     private Tensor eager;
+    /** The initial value of every element instead of a random one (PyTorch's constant inits: norms' scales and statistics). */
+    private final Float fill;
 
     Parameter(Block owner, String localName, long[] shape, long fanIn) {
+        this(owner, localName, shape, fanIn, null);
+    }
+
+    Parameter(Block owner, String localName, long[] shape, long fanIn, Float fill) {
         this.owner = owner;
         this.localName = localName;
         this.shape = shape == null ? null : shape.clone();
         this.fanIn = fanIn;
+        this.fill = fill;
     }
 
     /** The state_dict name, e.g. {@code 0.weight}. */
@@ -79,9 +87,14 @@ public final class Parameter {
             throw KilnException.of(ErrorCode.PARAMETER_MISMATCH,
                     "Parameter '%s' has a deferred shape: run the model once or load weights before reading it", name());
         }
+        float[] values = new float[Math.toIntExact(TensorData.elementCount(shape))];
+        if (fill != null) {
+            Arrays.fill(values, fill);
+            data = TensorData.ofFloats(shape, values);
+            return;
+        }
         Random random = new Random(name().hashCode() * 0x9E3779B97F4A7C15L + owner.root().seed());
         double bound = 1.0 / Math.sqrt(Math.max(1, fanIn));
-        float[] values = new float[Math.toIntExact(TensorData.elementCount(shape))];
         for (int i = 0; i < values.length; i++) {
             values[i] = (float) ((random.nextDouble() * 2 - 1) * bound);
         }

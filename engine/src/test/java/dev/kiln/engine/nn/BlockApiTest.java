@@ -94,4 +94,37 @@ class BlockApiTest {
         var graph = Kiln.trace(new Flatten(), Signature.builder().input("x", Shape.batched(2, 3)).build());
         assertThat(graph.outputs().get(0).type().shape()).isEqualTo(Shape.batched(6));
     }
+
+    @Test
+    void normsStartWithPyTorchsInitialValuesSoAnUnloadedModelIsFinite() {
+        // torch.nn.BatchNorm2d(3) / LayerNorm(3): weight 1, bias 0, running_mean 0, running_var 1.
+        BatchNorm2d bn = new BatchNorm2d(3);
+        assertThat(bn.parameters().get("weight").data().toFloatArray()).containsExactly(1f, 1f, 1f);
+        assertThat(bn.parameters().get("bias").data().toFloatArray()).containsExactly(0f, 0f, 0f);
+        assertThat(bn.parameters().get("running_mean").data().toFloatArray()).containsExactly(0f, 0f, 0f);
+        assertThat(bn.parameters().get("running_var").data().toFloatArray()).containsExactly(1f, 1f, 1f);
+        LayerNorm ln = new LayerNorm(3);
+        assertThat(ln.parameters().get("weight").data().toFloatArray()).containsExactly(1f, 1f, 1f);
+        assertThat(ln.parameters().get("bias").data().toFloatArray()).containsExactly(0f, 0f, 0f);
+        // x / sqrt(1 + 1e-5) by hand for a fresh batch norm.
+        float[] y = bn.forward(Tensor.of(new long[] {1, 3, 1, 1}, new float[] {1, -2, 4})).toFloatArray();
+        double s = Math.sqrt(1 + 1e-5);
+        assertThat(y[0]).isCloseTo((float) (1 / s), org.assertj.core.data.Offset.offset(1e-6f));
+        assertThat(y[1]).isCloseTo((float) (-2 / s), org.assertj.core.data.Offset.offset(1e-6f));
+        assertThat(y[2]).isCloseTo((float) (4 / s), org.assertj.core.data.Offset.offset(1e-6f));
+        // The zoo CNN with seeded random weights (its batch norm unloaded) gives finite probabilities summing to 1.
+        ModelZoo.Entry cnn = ModelZoo.get("small-cnn");
+        cnn.block().setSeed(7);
+        float[] x = new float[2 * 784];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) Math.sin(i * 0.1);
+        }
+        float[] p = cnn.block().forward(Tensor.of(new long[] {2, 1, 28, 28}, x)).toFloatArray();
+        double sum = 0;
+        for (float v : p) {
+            assertThat(v).isFinite();
+            sum += v;
+        }
+        assertThat(sum).isCloseTo(2.0, org.assertj.core.data.Offset.offset(1e-5));
+    }
 }
