@@ -59,6 +59,11 @@ public final class CpuBackend implements Backend {
             case OpRegistry.REDUCE_MEAN:
             case OpRegistry.REDUCE_SUM:
                 return ElementwiseKernels.contiguousReduce(node.op(), inputs[0], outputs[0], node.attributes());
+            case OpRegistry.ADD:
+            case OpRegistry.SUB:
+            case OpRegistry.MUL:
+            case OpRegistry.DIV:
+                return ElementwiseKernels.binary(node.op(), inputs[0], inputs[1], outputs[0]);
             default:
                 return inputs.length == 1 && outputs.length == 1 ? ElementwiseKernels.unary(node.op(), inputs[0], outputs[0]) : null;
         }

@@ -175,11 +175,20 @@ final class RowKernels {
         };
     }
 
-    /** layer_norm over the last axis, one heap row at a time (same arithmetic as the reference kernel). */
+    /** Floats of rows read and written per bulk copy by {@link #layerNorm} (at least one row). */
+    private static final int LAYER_NORM_CHUNK = 4096;
+
+    /**
+     * layer_norm over the last axis, the same arithmetic as the reference kernel (double sums, double normalization),
+     * over heap chunks of whole rows: one bulk read and one bulk write per chunk, and four running sums per reduction
+     * instead of one chain of dependent adds. A row at a time with single sums measured 200 us for the encoder's
+     * [64, 16, 32], chunks with four sums 73 us (standalone, 3,000 calls).
+     */
     static Kernel layerNorm(Slot x, Slot scale, Slot bias, Slot out, Attributes attributes) {
         int d = (int) x.type().shape().dim(x.rank() - 1).size();
         double epsilon = attributes.getDouble("epsilon");
-        float[] row = new float[d];
+        float[] buf = new float[Math.max(d, LAYER_NORM_CHUNK / Math.max(1, d) * d)];
+        int rowsPerChunk = d == 0 ? 0 : buf.length / d;
         float[] g = new float[d];
         float[] b = new float[d];
         FloatBuffer src = x.buffer();
@@ -188,24 +197,55 @@ final class RowKernels {
             scale.buffer().get(scale.offset(), g, 0, d);
             bias.buffer().get(bias.offset(), b, 0, d);
             int rows = d == 0 ? 0 : x.elementCount(batch) / d;
-            for (int r = 0; r < rows; r++) {
-                src.get(x.offset() + r * d, row, 0, d);
-                double sum = 0;
-                for (int i = 0; i < d; i++) {
-                    sum += row[i];
+            for (int r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+                int count = Math.min(rowsPerChunk, rows - r0);
+                src.get(x.offset() + r0 * d, buf, 0, count * d);
+                for (int r = 0; r < count; r++) {
+                    normalizeRow(buf, r * d, d, g, b, epsilon);
                 }
-                double mean = sum / d;
-                double squares = 0;
-                for (int i = 0; i < d; i++) {
-                    double c = row[i] - mean;
-                    squares += c * c;
-                }
-                double inv = 1.0 / Math.sqrt(squares / d + epsilon);
-                for (int i = 0; i < d; i++) {
-                    row[i] = (float) ((row[i] - mean) * inv * g[i] + b[i]);
-                }
-                dst.put(out.offset() + r * d, row, 0, d);
+                dst.put(out.offset() + r0 * d, buf, 0, count * d);
             }
         };
+    }
+
+    private static void normalizeRow(float[] row, int base, int d, float[] g, float[] b, double epsilon) {
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int i = 0;
+        for (; i + 3 < d; i += 4) {
+            s0 += row[base + i];
+            s1 += row[base + i + 1];
+            s2 += row[base + i + 2];
+            s3 += row[base + i + 3];
+        }
+        for (; i < d; i++) {
+            s0 += row[base + i];
+        }
+        double mean = (s0 + s1 + s2 + s3) / d;
+        double q0 = 0;
+        double q1 = 0;
+        double q2 = 0;
+        double q3 = 0;
+        i = 0;
+        for (; i + 3 < d; i += 4) {
+            double c0 = row[base + i] - mean;
+            double c1 = row[base + i + 1] - mean;
+            double c2 = row[base + i + 2] - mean;
+            double c3 = row[base + i + 3] - mean;
+            q0 += c0 * c0;
+            q1 += c1 * c1;
+            q2 += c2 * c2;
+            q3 += c3 * c3;
+        }
+        for (; i < d; i++) {
+            double c = row[base + i] - mean;
+            q0 += c * c;
+        }
+        double inv = 1.0 / Math.sqrt((q0 + q1 + q2 + q3) / d + epsilon);
+        for (int k = 0; k < d; k++) {
+            row[base + k] = (float) ((row[base + k] - mean) * inv * g[k] + b[k]);
+        }
     }
 }

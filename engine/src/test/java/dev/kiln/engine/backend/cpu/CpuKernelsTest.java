@@ -247,7 +247,7 @@ class CpuKernelsTest {
 
     @Test
     void layerNormMatchesTheReferenceKernel() {
-        for (long[] shape : new long[][] {{1, 1}, {3, 17}, {64, 16, 32}, {2, 513}}) {
+        for (long[] shape : new long[][] {{1, 1}, {3, 17}, {64, 16, 32}, {2, 513}, {5, 3}, {4, 7}, {2, 6}}) {
             int d = (int) shape[shape.length - 1];
             int count = (int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);
             float[] x = values(count, false);
@@ -265,6 +265,71 @@ class CpuKernelsTest {
             fastOut.buffer().get(3, fast, 0, count);
             assertThat(fast).as("layer_norm %s", java.util.Arrays.toString(shape)).containsExactly(refOut.buffer().array());
         }
+    }
+
+    /**
+     * add/sub/mul/div against the reference kernel, bit for bit (the same float operation per element): operands of
+     * the output's size, scalars, rows repeated along the output (either side), odd sizes around the chunk length,
+     * NaN, infinities and zeros of both signs, non-zero offsets, and the output written over an input (in place).
+     */
+    @Test
+    void binaryKernelsMatchTheReferenceBitForBit() {
+        String[] ops = {OpRegistry.ADD, OpRegistry.SUB, OpRegistry.MUL, OpRegistry.DIV};
+        long[][] outs = {{1, 1}, {3, 5, 7}, {2, 4097}, {5, 16, 32}, {1, 3}};
+        int checked = 0;
+        for (long[] outDims : outs) {
+            long[] suffix = java.util.Arrays.copyOfRange(outDims, 1, outDims.length);
+            long[] lastOnly = {outDims[outDims.length - 1]};
+            long[] onesThenLast = {1, outDims[outDims.length - 1]};
+            for (long[] other : new long[][] {outDims, {}, {1}, suffix, lastOnly, onesThenLast}) {
+                for (String op : ops) {
+                    for (boolean otherFirst : new boolean[] {false, true}) {
+                        for (boolean inPlace : new boolean[] {false, true}) {
+                            Shape outShape = Shape.of(outDims);
+                            Shape otherShape = Shape.of(other);
+                            TensorType ft = TensorType.float32(outShape);
+                            TensorType ot = TensorType.float32(otherShape);
+                            int n = (int) outShape.elementCount();
+                            int m = (int) otherShape.elementCount();
+                            float[] full = values(n, true);
+                            float[] rep = values(m, true);
+                            if (n > 8) {
+                                full[1] = Float.POSITIVE_INFINITY;
+                                full[2] = Float.NEGATIVE_INFINITY;
+                            }
+                            Slot fullSlot = new Slot(direct(2, full), 2, ft);
+                            Slot otherSlot = new Slot(direct(1, rep), 1, ot);
+                            Slot out = inPlace ? fullSlot : new Slot(direct(4, new float[n]), 4, ft);
+                            Slot a = otherFirst ? otherSlot : fullSlot;
+                            Slot b = otherFirst ? fullSlot : otherSlot;
+                            Kernel k = ElementwiseKernels.binary(op, a, b, out);
+                            assertThat(k).as("%s of %s and %s", op, a.type(), b.type()).isNotNull();
+                            k.run(outDims[0]);
+                            float[] got = new float[n];
+                            out.buffer().get(out.offset(), got, 0, n);
+                            Slot ra = new Slot(FloatBuffer.wrap(otherFirst ? rep : full), 0, otherFirst ? ot : ft);
+                            Slot rb = new Slot(FloatBuffer.wrap(otherFirst ? full : rep), 0, otherFirst ? ft : ot);
+                            Slot refOut = new Slot(FloatBuffer.allocate(n), 0, ft);
+                            OpRegistry.get(op).newKernel(new Slot[] {ra, rb}, new Slot[] {refOut}, Attributes.EMPTY).run(outDims[0]);
+                            float[] want = refOut.buffer().array();
+                            for (int i = 0; i < n; i++) {
+                                assertThat(Float.floatToIntBits(got[i])).as("%s of %s and %s%s, element %d: %s vs %s", op, a.type(), b.type(),
+                                        inPlace ? " in place" : "", i, got[i], want[i]).isEqualTo(Float.floatToIntBits(want[i]));
+                            }
+                            checked++;
+                        }
+                    }
+                }
+            }
+        }
+        assertThat(checked).isEqualTo(outs.length * 6 * 4 * 2 * 2);
+        // A column (not a suffix) is left to the reference kernel.
+        TensorType ft = TensorType.float32(Shape.of(3, 4));
+        TensorType column = TensorType.float32(Shape.of(3, 1));
+        assertThat(ElementwiseKernels.binary(OpRegistry.ADD, new Slot(direct(0, new float[12]), 0, ft), new Slot(direct(0, new float[3]), 0, column),
+                new Slot(direct(0, new float[12]), 0, ft))).isNull();
+        assertThat(ElementwiseKernels.binary(OpRegistry.POW, new Slot(direct(0, new float[12]), 0, ft), new Slot(direct(0, new float[12]), 0, ft),
+                new Slot(direct(0, new float[12]), 0, ft))).isNull();
     }
 
     @Test
