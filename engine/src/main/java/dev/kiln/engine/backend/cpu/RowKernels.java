@@ -130,6 +130,8 @@ final class RowKernels {
         int[] inStrides = new int[rank];
         int[] strideForOut = new int[rank];
         int[] counter = new int[rank];
+        int[] dims4 = new int[4];
+        int[] strides4 = new int[4];
         float[][] scratch = new float[2][];
         FloatBuffer src = in.buffer();
         FloatBuffer dst = out.buffer();
@@ -150,6 +152,11 @@ final class RowKernels {
             for (int i = 0; i < rank; i++) {
                 outDims[i] = in.size(p[i], batch);
                 strideForOut[i] = inStrides[p[i]];
+            }
+            if (rank <= 4) {
+                permute4(a, b, outDims, strideForOut, rank, dims4, strides4);
+                dst.put(out.offset(), b, 0, n);
+                return;
             }
             java.util.Arrays.fill(counter, 0);
             // The innermost output axis runs as a strided copy loop; the odometer advances the axes above it.
@@ -173,6 +180,40 @@ final class RowKernels {
             }
             dst.put(out.offset(), b, 0, n);
         };
+    }
+
+    /**
+     * A transpose of rank 4 or less as four nested loops (missing leading axes of size 1): the innermost output axis a
+     * strided copy, or {@code arraycopy} when it is contiguous in the input. Against the odometer of higher ranks this
+     * drops the per-run bookkeeping: the encoder's [64, 16, 4, 8] -> [64, 4, 16, 8] copies 8 floats per run.
+     */
+    private static void permute4(float[] a, float[] b, long[] outDims, int[] strideForOut, int rank, int[] d, int[] st) {
+        java.util.Arrays.fill(d, 1);
+        java.util.Arrays.fill(st, 0);
+        for (int i = 0; i < rank; i++) {
+            d[4 - rank + i] = (int) outDims[i];
+            st[4 - rank + i] = strideForOut[i];
+        }
+        int d3 = d[3];
+        int s3 = st[3];
+        int o = 0;
+        for (int i0 = 0; i0 < d[0]; i0++) {
+            int b0 = i0 * st[0];
+            for (int i1 = 0; i1 < d[1]; i1++) {
+                int b1 = b0 + i1 * st[1];
+                for (int i2 = 0; i2 < d[2]; i2++) {
+                    int at = b1 + i2 * st[2];
+                    if (s3 == 1) {
+                        System.arraycopy(a, at, b, o, d3);
+                    } else {
+                        for (int k = 0; k < d3; k++, at += s3) {
+                            b[o + k] = a[at];
+                        }
+                    }
+                    o += d3;
+                }
+            }
+        }
     }
 
     /** Floats of rows read and written per bulk copy by {@link #layerNorm} (at least one row). */

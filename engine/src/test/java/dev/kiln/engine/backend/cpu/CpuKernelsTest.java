@@ -198,7 +198,9 @@ class CpuKernelsTest {
         }
         Slot notLast = new Slot(FloatBuffer.allocate(6), 0, TensorType.float32(Shape.of(new long[] {2, 3})));
         assertThat(RowKernels.softmax(notLast, notLast, Attributes.of("axis", 0L))).isNull();
-        long[][][] cases = {{{2, 3}, {1, 0}}, {{2, 4, 16, 8}, {0, 2, 1, 3}}, {{3, 5, 7}, {2, 0, 1}}, {{4}, {0}}, {{2, 3, 4, 5}, {3, 2, 1, 0}}};
+        // Ranks 1-4 run as nested loops (contiguous runs by arraycopy), rank 5 through the odometer.
+        long[][][] cases = {{{2, 3}, {1, 0}}, {{2, 4, 16, 8}, {0, 2, 1, 3}}, {{3, 5, 7}, {2, 0, 1}}, {{4}, {0}}, {{2, 3, 4, 5}, {3, 2, 1, 0}},
+            {{3, 4, 5}, {1, 0, 2}}, {{2, 3, 4, 5}, {0, 1, 3, 2}}, {{2, 3, 2, 3, 2}, {4, 1, 3, 0, 2}}, {{2, 3, 4, 5, 2}, {0, 2, 1, 3, 4}}};
         for (long[][] c : cases) {
             float[] x = values((int) java.util.Arrays.stream(c[0]).reduce(1, (a, b) -> a * b), false);
             Attributes perm = Attributes.of("perm", c[1]);
