@@ -66,6 +66,28 @@ final class ElementwiseKernels {
     }
 
     /**
+     * The double sum of {@code n} floats from {@code base}, in four running sums: one chain of dependent adds costs 4
+     * cycles an element. Shared by the trailing reductions and layer norm.
+     */
+    static double sum(float[] a, int base, int n) {
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int k = 0;
+        for (; k + 3 < n; k += 4) {
+            s0 += a[base + k];
+            s1 += a[base + k + 1];
+            s2 += a[base + k + 2];
+            s3 += a[base + k + 3];
+        }
+        for (; k < n; k++) {
+            s0 += a[base + k];
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    /**
      * add, sub, mul or div where one operand is the whole output's size and the other the same size, a scalar, or a
      * suffix of it repeated (a bias row): chunks read in bulk, one plain loop per op that the JIT vectorizes, one bulk
      * write. The same float operation per element as the reference kernel, so the results are identical; the reference
@@ -264,22 +286,7 @@ final class ElementwiseKernels {
                 int rows = Math.min(rowsPerChunk, outer - o0);
                 src.get(in.offset() + o0 * run, chunk, 0, rows * run);
                 for (int r = 0; r < rows; r++) {
-                    int base = r * run;
-                    double s0 = 0;
-                    double s1 = 0;
-                    double s2 = 0;
-                    double s3 = 0;
-                    int k = 0;
-                    for (; k + 3 < run; k += 4) {
-                        s0 += chunk[base + k];
-                        s1 += chunk[base + k + 1];
-                        s2 += chunk[base + k + 2];
-                        s3 += chunk[base + k + 3];
-                    }
-                    for (; k < run; k++) {
-                        s0 += chunk[base + k];
-                    }
-                    double sum = (s0 + s1) + (s2 + s3);
+                    double sum = sum(chunk, r * run, run);
                     results[r] = (float) (mean ? sum / run : sum);
                 }
                 dst.put(out.offset() + o0, results, 0, rows);

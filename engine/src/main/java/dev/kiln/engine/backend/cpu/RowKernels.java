@@ -250,26 +250,12 @@ final class RowKernels {
     }
 
     private static void normalizeRow(float[] row, int base, int d, float[] g, float[] b, double epsilon) {
-        double s0 = 0;
-        double s1 = 0;
-        double s2 = 0;
-        double s3 = 0;
-        int i = 0;
-        for (; i + 3 < d; i += 4) {
-            s0 += row[base + i];
-            s1 += row[base + i + 1];
-            s2 += row[base + i + 2];
-            s3 += row[base + i + 3];
-        }
-        for (; i < d; i++) {
-            s0 += row[base + i];
-        }
-        double mean = (s0 + s1 + s2 + s3) / d;
+        double mean = ElementwiseKernels.sum(row, base, d) / d;
         double q0 = 0;
         double q1 = 0;
         double q2 = 0;
         double q3 = 0;
-        i = 0;
+        int i = 0;
         for (; i + 3 < d; i += 4) {
             double c0 = row[base + i] - mean;
             double c1 = row[base + i + 1] - mean;

@@ -96,6 +96,9 @@ class DnnlChainKernelTest {
             DnnlChainKernel chain = chains.get(0);
             // conv1 (relu) -> max pool -> conv2 (batch norm folded in, relu) -> global average pool: the whole trunk.
             assertThat(chain.steps()).extracting(s -> s.node().op()).containsExactly("conv2d", "max_pool2d", "conv2d", "reduce_mean");
+            // Intermediates per image: 8x28x28 + 8x14x14 + 16x12x12 + 16 = 10,160 floats, doubled for blocked layouts'
+            // padding: 81,280 bytes; 2 MiB holds 25 images, rounded down to a power of two.
+            assertThat(chain.chunk()).isEqualTo(16);
             assertThat(((CpuExecutor) executor).schedule()).hasSize(3);
             for (int batch : new int[] {1, 15, 16, 17, 37, 100}) {
                 float[] x = images(batch, 1, 28, 28, batch);
