@@ -71,10 +71,11 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_reorder_primitive_desc_create;
  *
  * <p>Exactness: oneDNN's relu and max pooling drop NaN, where Kiln (like PyTorch) propagates it. Inside the chain
  * every value is finite when the input is finite and no layer can overflow; a bound on each layer's output magnitude
- * ({@code |out| <= |in| * max_filter(sum |w|) + max |b|}, pools never grow it) is kept from the weights, and each
- * batch's input is screened for its largest magnitude (one pass). A batch with a NaN or infinite input, or one large
- * enough that a layer might overflow, runs node by node through the ordinary kernels instead ({@link #fallback}),
- * which give the exact result.
+ * ({@code |out| <= |in| * max_filter(sum |w|) + max |b|}, pools never grow it) is kept from the weights, giving the
+ * largest input magnitude for which every layer stays below {@link #LIMIT} ({@link #inputBound}), and each batch's
+ * input is checked against it in one pass. A batch with a NaN or infinite input, or one large enough that a layer
+ * might overflow, runs node by node through the ordinary kernels instead ({@link #runNodeByNode}), which give the
+ * exact result.
  */
 final class DnnlChainKernel extends DnnlKernel {
     private static final Logger LOG = LoggerFactory.getLogger(DnnlChainKernel.class);
