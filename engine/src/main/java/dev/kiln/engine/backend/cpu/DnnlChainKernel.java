@@ -286,10 +286,13 @@ final class DnnlChainKernel extends DnnlKernel {
             chain.prepare();
             return chain;
         } catch (UnsupportedOperationException | KilnException e) {
+            chain.closeChainOnly();
+            if (e instanceof KilnException k && k.code() == dev.kiln.engine.ErrorCode.DEVICE_OUT_OF_MEMORY) {
+                throw e;
+            }
             // oneDNN cannot run this chain well (only a reference implementation, or a layout it refuses): the
             // layers run node by node, as they would without the chain.
             LOG.debug("Layers {} run node by node: {}", chain.label, e.getMessage());
-            chain.closeChainOnly();
             return null;
         } catch (RuntimeException | Error e) {
             chain.closeChainOnly();
