@@ -128,6 +128,36 @@ class KilnModelTest {
         assertThat(model.lastMetrics().batches()).isGreaterThanOrEqualTo(4);
     }
 
+    /**
+     * The reference CNN (PyTorch's weights) scored in Spark tasks, where its convolution/pool/average layers run as one
+     * oneDNN chain reading the Arrow batch in place: 40 rows (the four reference images over and over) in two
+     * partitions, so each task scores one batch of 20 rows, which the chain runs as chunks of 16 and 4 (checked once
+     * with a probe in the kernel), against PyTorch's own probabilities.
+     */
+    @Test
+    void theReferenceCnnReproducesPyTorchInsideTasks() {
+        ModelZoo.Entry cnn = ModelZoo.get("small-cnn");
+        cnn.block().loadParameters(SparkTestSupport.reference("cnn", "weights"));
+        String uri = SparkTestSupport.save(cnn.block(), cnn.signature(), dir.resolve("cnn.kiln"));
+        float[] images = SparkTestSupport.reference("cnn", "inputs").get("image").toFloatArray();
+        float[] expected = SparkTestSupport.reference("cnn", "expected").get("probabilities").toFloatArray();
+        List<float[]> rows = new ArrayList<>();
+        for (int r = 0; r < 40; r++) {
+            rows.add(java.util.Arrays.copyOfRange(images, (r % 4) * 784, (r % 4 + 1) * 784));
+        }
+        KilnModel model = new KilnModel().setModelUri(uri).setInputCols("features").setOutputCols("p").setBatchSize(37);
+        List<Row> out = new ArrayList<>(model.transform(featureRows(rows, 2)).collectAsList());
+        assertThat(out).hasSize(40);
+        for (Row row : out) {
+            int id = (int) row.getLong(0);
+            float[] p = floats(row, "p");
+            for (int j = 0; j < 10; j++) {
+                float e = expected[(id % 4) * 10 + j];
+                assertThat(p[j]).as("row %d class %d", id, j).isCloseTo(e, within((float) (1e-6 + 1e-4 * Math.abs(e))));
+            }
+        }
+    }
+
     /** {@code n} rows of 512 standard-normal floats. */
     private static List<float[]> gaussianRows(int n, long seed) {
         Random random = new Random(seed);
