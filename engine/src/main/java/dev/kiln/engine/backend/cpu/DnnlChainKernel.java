@@ -35,8 +35,6 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_TO;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_a;
-import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_direct;
-import static org.bytedeco.dnnl.global.dnnl.dnnl_convolution_forward_primitive_desc_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_eltwise_relu;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_format_tag_any;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_forward_inference;
@@ -218,7 +216,7 @@ final class DnnlChainKernel extends DnnlKernel {
                 return (a == Activation.NONE || a == Activation.RELU) && DnnlConvKernel.geometryFits(g) && staticParameters;
             }
             case OpRegistry.MAX_POOL2D:
-                return poolPadding(MaxPool2dOp.geometry(node.op(), x, node.attributes())) != null;
+                return DnnlMaxPoolKernel.padding(MaxPool2dOp.geometry(node.op(), x, node.attributes())) != null;
             case OpRegistry.REDUCE_MEAN: {
                 boolean[] reduced = ReduceOp.reducedAxes(x, node.attributes().getLongs("axes"));
                 return !reduced[0] && !reduced[1] && reduced[2] && reduced[3];
@@ -253,13 +251,6 @@ final class DnnlChainKernel extends DnnlKernel {
             producer = graph.producer(producer.input(0));
         }
         return producer != null && (producer.op().equals(OpRegistry.PARAMETER) || producer.op().equals(OpRegistry.CONSTANT));
-    }
-
-    /** The bottom and right padding that make oneDNN's pooling output Kiln's (floor) size, or null when none can. */
-    static int[] poolPadding(MaxPool2dOp.Geometry g) {
-        int padBottom = (g.oh() - 1) * g.sh() + g.kh() - g.h() - g.pt();
-        int padRight = (g.ow() - 1) * g.sw() + g.kw() - g.w() - g.pl();
-        return padBottom < 0 || padRight < 0 || padBottom >= g.kh() || padRight >= g.kw() ? null : new int[] {padBottom, padRight};
     }
 
     private static boolean feeds(Graph graph, Node from, Node to) {
@@ -375,9 +366,7 @@ final class DnnlChainKernel extends DnnlKernel {
                 continue;
             }
             Conv2dOp.Geometry g = geometry(s);
-            weightDescs[i] = g.groups() == 1
-                    ? shared.desc(new long[] {g.m(), g.c(), g.kh(), g.kw()}, dnnl_oihw)
-                    : shared.desc(new long[] {g.groups(), g.m() / g.groups(), g.c() / g.groups(), g.kh(), g.kw()}, dnnl_goihw);
+            weightDescs[i] = shared.desc(DnnlConvKernel.weightDims(g), g.groups() == 1 ? dnnl_oihw : dnnl_goihw);
             weights[i] = shared.memory(weightDescs[i], address(s.inputs()[1]));
             if (s.inputs().length > 2) {
                 biasDescs[i] = shared.desc(new long[] {g.m()}, dnnl_a);
@@ -562,7 +551,6 @@ final class DnnlChainKernel extends DnnlKernel {
 
     /** The primitive descriptor of step {@code i} reading {@code src} (or, when {@code anySource}, a layout of its choice). */
     private dnnl_primitive_desc primitive(Plan plan, int i, ScheduledNode s, long rows, dnnl_memory_desc src, boolean anySource) {
-        dnnl_primitive_desc pd = new dnnl_primitive_desc();
         Attributes a = s.node().attributes();
         Slot in = s.inputs()[0];
         Slot out = s.outputs()[0];
@@ -571,20 +559,15 @@ final class DnnlChainKernel extends DnnlKernel {
             case OpRegistry.CONV2D: {
                 Conv2dOp.Geometry g = geometry(s);
                 dnnl_memory_desc source = anySource ? plan.desc(dims(in, rows), dnnl_format_tag_any) : src;
-                dnnl_memory_desc anyWeights = g.groups() == 1
-                        ? plan.desc(new long[] {g.m(), g.c(), g.kh(), g.kw()}, dnnl_format_tag_any)
-                        : plan.desc(new long[] {g.groups(), g.m() / g.groups(), g.c() / g.groups(), g.kh(), g.kw()}, dnnl_format_tag_any);
                 dnnl_memory_desc dst = plan.desc(new long[] {rows, g.m(), g.oh(), g.ow()}, dnnl_format_tag_any);
                 Activation act = Activation.fromName(a.getString("activation", "none"));
                 dnnl_primitive_attr attr = act == Activation.RELU ? plan.eltwiseAttributes(dnnl_eltwise_relu) : null;
-                Dnnl.check(dnnl_convolution_forward_primitive_desc_create(pd, Dnnl.engine(), dnnl_forward_inference, dnnl_convolution_direct,
-                        source, anyWeights, biasDescs[i], dst, new long[] {g.sh(), g.sw()}, new long[] {g.dh() - 1, g.dw() - 1},
-                        new long[] {g.pt(), g.pl()}, new long[] {g.pb(), g.pr()}, attr), () -> "creating the convolution of " + what);
-                return pd;
+                return DnnlConvKernel.describe(plan, g, source, biasDescs[i], dst, attr, () -> "creating the convolution of " + what);
             }
             case OpRegistry.MAX_POOL2D: {
                 MaxPool2dOp.Geometry g = MaxPool2dOp.geometry(s.node().op(), in.type().shape(), a);
-                int[] pad = poolPadding(g);
+                int[] pad = DnnlMaxPoolKernel.padding(g);
+                dnnl_primitive_desc pd = new dnnl_primitive_desc();
                 dnnl_memory_desc dst = plan.desc(new long[] {rows, g.c(), g.oh(), g.ow()}, dnnl_format_tag_any);
                 Dnnl.check(dnnl_pooling_forward_primitive_desc_create(pd, Dnnl.engine(), dnnl_forward_inference, dnnl_pooling_max, src, dst,
                         new long[] {g.sh(), g.sw()}, new long[] {g.kh(), g.kw()}, new long[] {0, 0},
@@ -594,6 +577,7 @@ final class DnnlChainKernel extends DnnlKernel {
             case OpRegistry.REDUCE_MEAN: {
                 long h = in.size(2, 1);
                 long w = in.size(3, 1);
+                dnnl_primitive_desc pd = new dnnl_primitive_desc();
                 dnnl_memory_desc dst = plan.desc(new long[] {rows, in.size(1, 1), 1, 1}, dnnl_format_tag_any);
                 Dnnl.check(dnnl_pooling_forward_primitive_desc_create(pd, Dnnl.engine(), dnnl_forward_inference, dnnl_pooling_avg_exclude_padding,
                         src, dst, new long[] {1, 1}, new long[] {h, w}, new long[] {0, 0}, new long[] {0, 0}, new long[] {0, 0}, null),

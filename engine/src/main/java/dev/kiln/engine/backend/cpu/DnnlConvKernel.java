@@ -6,6 +6,7 @@ import dev.kiln.engine.ops.Activation;
 import dev.kiln.engine.ops.Conv2dOp;
 import org.bytedeco.dnnl.dnnl_memory;
 import org.bytedeco.dnnl.dnnl_memory_desc;
+import org.bytedeco.dnnl.dnnl_primitive_attr;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
 
 import java.nio.ByteBuffer;
@@ -84,6 +85,25 @@ final class DnnlConvKernel extends DnnlKernel {
         return true;
     }
 
+    /** The weights' dimensions as oneDNN takes them: [M, C, kh, kw], or [groups, M/groups, C/groups, kh, kw]. */
+    static long[] weightDims(Conv2dOp.Geometry g) {
+        return g.groups() == 1 ? new long[] {g.m(), g.c(), g.kh(), g.kw()}
+                : new long[] {g.groups(), g.m() / g.groups(), g.c() / g.groups(), g.kh(), g.kw()};
+    }
+
+    /**
+     * A forward-inference convolution of geometry {@code g} from {@code src} to {@code dst}, weights in the layout
+     * oneDNN picks (reordered into it with {@link Plan#weightsFor}); the caller frees or hands over the descriptor.
+     */
+    static dnnl_primitive_desc describe(Plan plan, Conv2dOp.Geometry g, dnnl_memory_desc src, dnnl_memory_desc bias, dnnl_memory_desc dst,
+                                        dnnl_primitive_attr attributes, java.util.function.Supplier<String> what) {
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        Dnnl.check(dnnl_convolution_forward_primitive_desc_create(pd, Dnnl.engine(), dnnl_forward_inference, dnnl_convolution_direct,
+                src, plan.desc(weightDims(g), dnnl_format_tag_any), bias, dst, new long[] {g.sh(), g.sw()}, new long[] {g.dh() - 1, g.dw() - 1},
+                new long[] {g.pt(), g.pl()}, new long[] {g.pb(), g.pr()}, attributes), what);
+        return pd;
+    }
+
     DnnlConvKernel(Slot[] inputs, Slot out, Attributes attributes) {
         this.x = inputs[0];
         this.g = Conv2dOp.geometry(x.type().shape(), inputs[1].type().shape(), attributes);
@@ -98,10 +118,7 @@ final class DnnlConvKernel extends DnnlKernel {
         this.xAddress = address(x);
         this.outAddress = address(out);
         try {
-            int groups = g.groups();
-            this.weightsDesc = groups == 1
-                    ? shared.desc(new long[] {g.m(), g.c(), g.kh(), g.kw()}, dnnl_oihw)
-                    : shared.desc(new long[] {groups, g.m() / groups, g.c() / groups, g.kh(), g.kw()}, dnnl_goihw);
+            this.weightsDesc = shared.desc(weightDims(g), g.groups() == 1 ? dnnl_oihw : dnnl_goihw);
             this.weights = shared.memory(weightsDesc, address(inputs[1]));
             this.biasDesc = inputs.length > 2 ? shared.desc(new long[] {g.m()}, dnnl_a) : null;
             this.bias = inputs.length > 2 ? shared.memory(biasDesc, address(inputs[2])) : null;
@@ -128,14 +145,8 @@ final class DnnlConvKernel extends DnnlKernel {
         plan.description = String.format("conv2d of %d images %dx%dx%d, %d filters %dx%d", n, g.c(), g.h(), g.w(), g.m(), g.kh(), g.kw());
         dnnl_memory_desc src = plan.desc(new long[] {n, g.c(), g.h(), g.w()}, dnnl_nchw);
         dnnl_memory_desc dst = plan.desc(new long[] {n, g.m(), g.oh(), g.ow()}, dnnl_nchw);
-        dnnl_memory_desc anyWeights = g.groups() == 1
-                ? plan.desc(new long[] {g.m(), g.c(), g.kh(), g.kw()}, dnnl_format_tag_any)
-                : plan.desc(new long[] {g.groups(), g.m() / g.groups(), g.c() / g.groups(), g.kh(), g.kw()}, dnnl_format_tag_any);
-        dnnl_primitive_desc pd = new dnnl_primitive_desc();
-        Dnnl.check(dnnl_convolution_forward_primitive_desc_create(pd, Dnnl.engine(), dnnl_forward_inference, dnnl_convolution_direct,
-                        src, anyWeights, biasDesc, dst, new long[] {g.sh(), g.sw()}, new long[] {g.dh() - 1, g.dw() - 1},
-                        new long[] {g.pt(), g.pl()}, new long[] {g.pb(), g.pr()}, null),
-                String.format("creating a convolution for %d images of %dx%dx%d, %d filters %dx%d", n, g.c(), g.h(), g.w(), g.m(), g.kh(), g.kw()));
+        dnnl_primitive_desc pd = describe(plan, g, src, biasDesc, dst, null,
+                () -> String.format("creating a convolution for %d images of %dx%dx%d, %d filters %dx%d", n, g.c(), g.h(), g.w(), g.m(), g.kh(), g.kw()));
         dnnl_memory packed;
         try {
             packed = plan.weightsFor(pd, weightsDesc, weights, stream);

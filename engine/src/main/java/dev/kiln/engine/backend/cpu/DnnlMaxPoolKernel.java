@@ -51,12 +51,15 @@ final class DnnlMaxPoolKernel extends DnnlKernel {
             return null;
         }
         MaxPool2dOp.Geometry g = MaxPool2dOp.geometry(OpRegistry.MAX_POOL2D, x.type().shape(), attributes);
+        int[] pad = padding(g);
+        return pad == null ? null : new DnnlMaxPoolKernel(x, out, attributes, g, pad[0], pad[1]);
+    }
+
+    /** The bottom and right padding that make oneDNN's pooling output Kiln's (floor) size, or null when none can. */
+    static int[] padding(MaxPool2dOp.Geometry g) {
         int padBottom = (g.oh() - 1) * g.sh() + g.kh() - g.h() - g.pt();
         int padRight = (g.ow() - 1) * g.sw() + g.kw() - g.w() - g.pl();
-        if (padBottom < 0 || padRight < 0 || padBottom >= g.kh() || padRight >= g.kw()) {
-            return null;
-        }
-        return new DnnlMaxPoolKernel(x, out, attributes, g, padBottom, padRight);
+        return padBottom < 0 || padRight < 0 || padBottom >= g.kh() || padRight >= g.kw() ? null : new int[] {padBottom, padRight};
     }
 
     @Override
