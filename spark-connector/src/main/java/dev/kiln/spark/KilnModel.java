@@ -388,10 +388,16 @@ public class KilnModel extends Transformer {
         lastMetrics = metrics;
         KilnJobListener.watch(spark.sparkContext(), metrics);
         ScoringPlan plan = new ScoringPlan(model, mapping.inputs(), mapping.outputs(), (Integer) $(batchSize), $(device),
-                $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : frame.schema().fields()[keyOrdinal].dataType(), metrics);
+                $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : frame.schema().fields()[keyOrdinal].dataType(), metrics,
+                frame.schema(), mapping.outputSchema());
         boolean internal = SparkInternals.available() && Boolean.parseBoolean(spark.conf().get("spark.kiln.useInternalRows", "true"));
         if (!internal) {
             return PublicRowPath.transform(spark, frame, plan, mapping.outputSchema());
+        }
+        if (Boolean.parseBoolean(spark.conf().get("spark.kiln.planNode", "true"))) {
+            StructField[] all = mapping.outputSchema().fields();
+            StructType predictions = DataTypes.createStructType(Arrays.copyOfRange(all, frame.schema().size(), all.length));
+            return SparkInternals.scored(spark, frame, plan, predictions);
         }
         RDD<InternalRow> rows = SparkInternals.toInternalRdd(frame);
         FlatMapFunction<java.util.Iterator<InternalRow>, InternalRow> score = it -> new PartitionScorer(plan, it, TaskContext.get());

@@ -1,6 +1,6 @@
 package dev.kiln.spark;
 
-import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
+import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 
@@ -51,8 +51,16 @@ public final class OutputColumn implements Serializable {
         return DataTypes.createArrayType(DataTypes.FloatType, false);
     }
 
-    /** The column value of one row whose output values start at {@code offset} in {@code values}. */
-    Object value(FloatBuffer values, int offset, float[] scratch) {
+    /** Values per row as an output row stores them: the array length, or 0 for a scalar column. */
+    int storedWidth() {
+        return dataType() instanceof ArrayType ? width : 0;
+    }
+
+    /**
+     * Writes this column's value for row {@code index} of {@code rows} (prediction column {@code column}), from the
+     * row's output values starting at {@code offset} of {@code values}.
+     */
+    void write(FloatBuffer values, int offset, float[] scratch, OutputRows rows, int index, int column) {
         switch (transform) {
             case ARGMAX: {
                 int best = 0;
@@ -64,7 +72,8 @@ public final class OutputColumn implements Serializable {
                         best = i;
                     }
                 }
-                return best;
+                rows.putInt(index, column, best);
+                return;
             }
             case SOFTMAX: {
                 float max = Float.NEGATIVE_INFINITY;
@@ -79,14 +88,16 @@ public final class OutputColumn implements Serializable {
                 for (int i = 0; i < width; i++) {
                     scratch[i] = (float) (scratch[i] / sum);
                 }
-                return UnsafeArrayData.fromPrimitiveArray(scratch);
+                rows.putFloats(index, column, scratch);
+                return;
             }
             default:
                 if (width == 1) {
-                    return values.get(offset);
+                    rows.putFloat(index, column, values.get(offset));
+                    return;
                 }
                 values.get(offset, scratch, 0, width);
-                return UnsafeArrayData.fromPrimitiveArray(scratch);
+                rows.putFloats(index, column, scratch);
         }
     }
 }

@@ -12,7 +12,9 @@ import org.apache.arrow.vector.types.pojo.FieldType;
 import org.apache.spark.TaskContext;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
-import org.apache.spark.sql.catalyst.expressions.JoinedRow;
+import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
+import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
+import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.types.UTF8String;
 
 import java.nio.FloatBuffer;
@@ -22,7 +24,8 @@ import java.util.NoSuchElementException;
 /**
  * Scores one partition: rows are gathered N at a time into Arrow batches (one fixed-size-list vector per graph input,
  * filled straight from Spark's internal rows), the executor reads those vectors in place, and each input row comes
- * back joined with its predictions, in order. Rows with bad input fail the task or get null predictions and an error
+ * back as an {@link UnsafeRow} of the output schema (its columns, then its predictions), in order: the input row's
+ * bytes are copied once, into the output row ({@link OutputRows}), so no projection is needed after this. Rows with bad input fail the task or get null predictions and an error
  * message, as configured; the output has exactly one row per input row.
  * <p>
  * Resources: a child allocator of the JVM's Arrow root per task and an executor borrowed from the JVM's model cache,
@@ -44,12 +47,12 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final InternalRow[] rows;
     private final int[] slots;
     private final String[] reasons;
-    private final HeldRows held;
-    private final Object[][] values;
+    private final OutputRows out;
     private final float[][] scratch;
-    private final GenericInternalRow predictions;
-    private final JoinedRow joined = new JoinedRow();
     private final boolean errorColumn;
+    /** For input rows that are not UnsafeRows, and for rows without predictions: made when first needed. */
+    private UnsafeProjection toUnsafe;
+    private UnsafeProjection toOutput;
     private long rowsBefore;
     private int count;
     private int cursor;
@@ -102,14 +105,12 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.rows = new InternalRow[batchSize];
         this.slots = new int[batchSize];
         this.reasons = new String[batchSize];
-        this.held = new HeldRows(batchSize);
-        this.values = new Object[plan.outputs().size()][batchSize];
+        this.errorColumn = !plan.failOnBadRow();
+        this.out = new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(), errorColumn, batchSize);
         this.scratch = new float[plan.outputs().size()][];
         for (int o = 0; o < scratch.length; o++) {
             scratch[o] = new float[plan.outputs().get(o).width()];
         }
-        this.errorColumn = !plan.failOnBadRow();
-        this.predictions = new GenericInternalRow(plan.outputs().size() + (errorColumn ? 1 : 0));
         if (task != null) {
             task.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) context -> close());
         }
@@ -141,9 +142,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         count = 0;
         cursor = 0;
         int valid = 0;
-        held.clear();
+        out.clear();
         while (count < batchSize && input.hasNext()) {
-            InternalRow row = held.hold(input.next(), count);
+            UnsafeRow row = out.add(unsafe(input.next()), count);
             String reason = null;
             for (int i = 0; i < addresses.length && reason == null; i++) {
                 InputAdapter adapter = plan.inputs().get(i);
@@ -169,13 +170,20 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             executor.run(valid);
         }
         long computed = System.nanoTime();
-        for (int o = 0; o < values.length; o++) {
+        for (int o = 0; o < scratch.length && valid > 0; o++) {
             OutputColumn column = plan.outputs().get(o);
-            FloatBuffer buffer = valid > 0 ? executor.outputBuffer(column.graphOutput()) : null;
-            int offset = valid > 0 ? executor.outputOffset(column.graphOutput()) : 0;
+            FloatBuffer buffer = executor.outputBuffer(column.graphOutput());
+            int offset = executor.outputOffset(column.graphOutput());
             for (int r = 0; r < count; r++) {
                 int slot = slots[r];
-                values[o][r] = slot < 0 ? null : column.value(buffer, offset + slot * column.width(), scratch[o]);
+                if (slot >= 0) {
+                    column.write(buffer, offset + slot * column.width(), scratch[o], out, r, o);
+                }
+            }
+        }
+        for (int r = 0; r < count && valid < count; r++) {
+            if (slots[r] < 0) {
+                rows[r] = withoutPredictions(out.row(r), reasons[r]);
             }
         }
         long done = System.nanoTime();
@@ -230,6 +238,34 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         return valid;
     }
 
+    private UnsafeRow unsafe(InternalRow row) {
+        if (row instanceof UnsafeRow unsafe) {
+            return unsafe;
+        }
+        if (toUnsafe == null) {
+            toUnsafe = UnsafeProjection.create(plan.inputSchema());
+        }
+        return toUnsafe.apply(row);
+    }
+
+    /** A row that could not be scored (onError=null): its columns, null predictions and the reason. */
+    private InternalRow withoutPredictions(UnsafeRow built, String reason) {
+        StructType schema = plan.outputSchema();
+        GenericInternalRow values = new GenericInternalRow(schema.size());
+        for (int i = 0; i < out.inputFields(); i++) {
+            if (!built.isNullAt(i)) {
+                values.update(i, built.get(i, schema.fields()[i].dataType()));
+            }
+        }
+        if (errorColumn) {
+            values.update(schema.size() - 1, UTF8String.fromString(reason));
+        }
+        if (toOutput == null) {
+            toOutput = UnsafeProjection.create(schema);
+        }
+        return toOutput.apply(values).copy();
+    }
+
     private String where(InternalRow row, long offset) {
         if (plan.keyOrdinal() >= 0) {
             Object key = row.isNullAt(plan.keyOrdinal()) ? "null" : row.get(plan.keyOrdinal(), plan.keyType());
@@ -246,14 +282,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         int r = cursor++;
         InternalRow row = rows[r];
         rows[r] = null;
-        for (int o = 0; o < values.length; o++) {
-            predictions.update(o, values[o][r]);
-            values[o][r] = null;
-        }
-        if (errorColumn) {
-            predictions.update(values.length, reasons[r] == null ? null : UTF8String.fromString(reasons[r]));
-        }
-        return joined.apply(row, predictions);
+        return row;
     }
 
     @Override

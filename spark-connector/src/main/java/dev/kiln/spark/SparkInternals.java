@@ -11,14 +11,26 @@ import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.Platform;
 
+import org.apache.spark.sql.ExperimentalMethods;
+import org.apache.spark.sql.catalyst.expressions.Attribute;
+import org.apache.spark.sql.catalyst.expressions.AttributeSet;
+import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
+import org.apache.spark.sql.catalyst.types.DataTypeUtils;
+import org.apache.spark.sql.execution.SparkPlan;
+import org.apache.spark.sql.execution.SparkStrategy;
+import scala.collection.immutable.Seq;
+
 import java.nio.ByteBuffer;
 
 /**
- * Every Spark-internal API Kiln uses, in one place: reading a DataFrame as internal rows, building one from them,
- * and bulk-copying the body of an {@code UnsafeArrayData}. They avoid Spark's boxing of every element of a nullable
- * {@code array<float>} (measured 3.5 µs per 512-float row against 0.1 µs). {@link #available()} checks them once;
- * when a Spark upgrade changes them, Kiln falls back to the public Row API (slower) and
- * {@code SparkInternalsTest} fails loudly.
+ * Every Spark-internal API Kiln uses, in one place: adding a plan node to a DataFrame's plan ({@link KilnScore},
+ * planned by {@link KilnScoreStrategy} as {@link KilnScoreExec}, whose partitions read and write Spark's internal rows),
+ * reading a DataFrame as internal rows and building one from them (the fallback when the plan node is turned off), and
+ * bulk-copying the body of an {@code UnsafeArrayData}. They avoid Spark's boxing of every element of a nullable
+ * {@code array<float>} (measured 3.5 µs per 512-float row against 0.1 µs) and, with the plan node, the copy of every
+ * output row an RDD-backed DataFrame makes. {@link #available()} checks them once; when a Spark upgrade changes them,
+ * Kiln falls back to the public Row API (slower) and {@code SparkInternalsTest} fails loudly.
  */
 public final class SparkInternals {
     private static final boolean AVAILABLE = probe();
@@ -33,6 +45,13 @@ public final class SparkInternals {
             UnsafeArrayData.class.getMethod("getBaseObject");
             UnsafeArrayData.class.getMethod("getBaseOffset");
             UnsafeArrayData.calculateHeaderPortionInBytes(1);
+            Class.forName("org.apache.spark.sql.classic.SparkSession").getMethod("experimental");
+            org.apache.spark.sql.ExperimentalMethods.class.getMethod("extraStrategies_$eq", Seq.class);
+            Class.forName("org.apache.spark.sql.classic.Dataset").getMethod("ofRows", Class.forName("org.apache.spark.sql.classic.SparkSession"), LogicalPlan.class);
+            DataTypeUtils.class.getMethod("toAttributes", StructType.class);
+            // Spark copies plan nodes through their constructor: the node classes must link against this Spark.
+            KilnScore.class.getConstructor(LogicalPlan.class, Seq.class, Seq.class, ScoringPlan.class);
+            KilnScoreExec.class.getConstructor(SparkPlan.class, Seq.class, Seq.class, ScoringPlan.class);
             return true;
         } catch (ReflectiveOperationException | LinkageError e) {
             return false;
@@ -50,6 +69,75 @@ public final class SparkInternals {
 
     public static Dataset<Row> fromInternalRdd(SparkSession spark, RDD<InternalRow> rows, StructType schema) {
         return ((org.apache.spark.sql.classic.SparkSession) spark).internalCreateDataFrame(rows, schema, false);
+    }
+
+    /**
+     * {@code frame} with the {@link KilnScore} node on top: its columns, then {@code predictions}' columns. Installs
+     * {@link KilnScoreStrategy} in the session the first time.
+     */
+    static Dataset<Row> scored(SparkSession spark, Dataset<Row> frame, ScoringPlan plan, StructType predictions) {
+        org.apache.spark.sql.classic.SparkSession session = (org.apache.spark.sql.classic.SparkSession) spark;
+        ExperimentalMethods experimental = session.experimental();
+        synchronized (experimental) {
+            Seq<SparkStrategy> strategies = experimental.extraStrategies();
+            if (!strategies.exists(s -> s instanceof KilnScoreStrategy)) {
+                java.util.List<SparkStrategy> extended = new java.util.ArrayList<>(scala.jdk.javaapi.CollectionConverters.asJava(strategies));
+                extended.add(new KilnScoreStrategy());
+                experimental.extraStrategies_$eq(seq(extended));
+            }
+        }
+        LogicalPlan child = ((org.apache.spark.sql.classic.Dataset<Row>) frame).logicalPlan();
+        @SuppressWarnings("unchecked")
+        Seq<Attribute> produced = (Seq<Attribute>) (Seq<?>) DataTypeUtils.toAttributes(predictions);
+        return org.apache.spark.sql.classic.Dataset.ofRows(session, new KilnScore(child, child.output(), produced, plan));
+    }
+
+    static Seq<Attribute> concat(Seq<Attribute> first, Seq<Attribute> second) {
+        java.util.List<Attribute> all = new java.util.ArrayList<>(scala.jdk.javaapi.CollectionConverters.asJava(first));
+        all.addAll(scala.jdk.javaapi.CollectionConverters.asJava(second));
+        return seq(all);
+    }
+
+    @SafeVarargs
+    static <T> Seq<T> seq(T... values) {
+        return seq(java.util.Arrays.asList(values));
+    }
+
+    static <T> Seq<T> seq(java.util.List<T> values) {
+        return scala.jdk.javaapi.CollectionConverters.asScala(values).toList();
+    }
+
+    @SuppressWarnings("unchecked")
+    static AttributeSet attributeSet(Seq<Attribute> attributes) {
+        return AttributeSet.apply((scala.collection.Iterable<Expression>) (scala.collection.Iterable<?>) attributes);
+    }
+
+    /** Whether both lists name the same attributes (by expression id), in the same order. */
+    static boolean sameAttributes(Seq<Attribute> a, Seq<Attribute> b) {
+        if (a.size() != b.size()) {
+            return false;
+        }
+        for (int i = 0; i < a.size(); i++) {
+            if (!a.apply(i).exprId().equals(b.apply(i).exprId())) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** How a score node shows in {@code explain()}: the model, the input columns read, the columns added. */
+    static String describe(String node, ScoringPlan plan, Seq<Attribute> inputs, Seq<Attribute> predictions, int maxFields) {
+        StringBuilder read = new StringBuilder();
+        for (InputAdapter adapter : plan.inputs()) {
+            read.append(read.length() == 0 ? "" : ", ").append(adapter.columns());
+        }
+        StringBuilder added = new StringBuilder();
+        for (int i = 0; i < predictions.size(); i++) {
+            Attribute a = predictions.apply(i);
+            added.append(i == 0 ? "" : ", ").append(a.name()).append('#').append(a.exprId().id()).append(": ").append(a.dataType().simpleString());
+        }
+        return node + " " + plan.model().uri() + " [" + read + "] -> [" + added + "], batch " + plan.batchSize() + ", device " + plan.device()
+                + ", onError " + (plan.failOnBadRow() ? "fail" : "null");
     }
 
     /** What {@link #copyFloatsChecked} returns when the array has a null element. */

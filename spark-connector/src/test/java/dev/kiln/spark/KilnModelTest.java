@@ -396,6 +396,72 @@ class KilnModelTest {
         assertThat(floats(out.get(4), "y")).containsExactly(6.5f, 3f);
     }
 
+    /** y = relu(x W^T + b) of {@link #handModel()}, worked out by hand for one row. */
+    private static float[] byHand(float x0, float x1) {
+        return new float[] {Math.max(0, x0 + 2 * x1 + 0.5f), Math.max(0, -x0 + 0.5f * x1 - 1)};
+    }
+
+    /**
+     * The transform is a plan node (no RDD in between): explain shows it, its rows go through a shuffle (whose
+     * serializer takes only UnsafeRows), a filter and projection above it, a cache and a self-join, with every
+     * prediction worked out by hand.
+     */
+    @Test
+    void theTransformIsAPlanNodeThatComposesWithTheRestOfTheQuery() {
+        int n = 300;
+        List<float[]> rows = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            rows.add(new float[] {i % 7 - 3, i % 5 - 2});
+        }
+        Dataset<Row> scored = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setBatchSize(16)
+                .transform(featureRows(rows, 3));
+        String executed = scored.queryExecution().executedPlan().toString();
+        assertThat(executed).contains("KilnScore").doesNotContain("ExistingRDD");
+        assertThat(scored.queryExecution().optimizedPlan().toString()).contains("KilnScore");
+
+        List<Row> shuffled = scored.repartition(4, org.apache.spark.sql.functions.col("y")).filter("id % 2 = 0").select("y", "id").collectAsList();
+        assertThat(shuffled).hasSize(n / 2);
+        for (Row row : shuffled) {
+            int id = (int) row.getLong(1);
+            assertThat(floats(row, "y")).as("row %d", id).containsExactly(byHand(rows.get(id)[0], rows.get(id)[1]));
+        }
+
+        scored.cache();
+        try {
+            assertThat(scored.count()).isEqualTo(n);
+            Dataset<Row> other = scored.select(org.apache.spark.sql.functions.col("id"), org.apache.spark.sql.functions.col("y").as("y2"));
+            List<Row> joined = scored.join(other, "id").filter("y = y2").collectAsList();
+            assertThat(joined).hasSize(n);
+            for (Row row : joined) {
+                int id = (int) row.getLong(0);
+                assertThat(floats(row, "y")).containsExactly(byHand(rows.get(id)[0], rows.get(id)[1]));
+            }
+        } finally {
+            scored.unpersist(true);
+        }
+    }
+
+    /** With {@code spark.kiln.planNode=false} the transform goes through an RDD of internal rows, as before the node. */
+    @Test
+    void theRddFallbackGivesTheSameResults() {
+        spark.conf().set("spark.kiln.planNode", "false");
+        try {
+            List<float[]> rows = List.of(new float[] {3, 1}, new float[] {Float.NaN, 0}, new float[] {1}, new float[] {-2, 4});
+            Dataset<Row> scored = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2)
+                    .transform(featureRows(rows, 1));
+            assertThat(scored.queryExecution().executedPlan().toString()).contains("ExistingRDD").doesNotContain("KilnScore");
+            List<Row> out = scored.collectAsList();
+            assertThat(out).hasSize(4);
+            assertThat(floats(out.get(0), "y")).containsExactly(5.5f, 0f);
+            assertThat(out.get(1).getString(3)).isEqualTo("Column 'features' row 1 of partition 0: value at index 0 is NaN");
+            assertThat(out.get(2).getString(3)).contains("got length 1");
+            assertThat(floats(out.get(3), "y")).containsExactly(6.5f, 3f);
+            assertThat(floats(out.get(3), "features")).containsExactly(-2f, 4f);
+        } finally {
+            spark.conf().unset("spark.kiln.planNode");
+        }
+    }
+
     @Test
     void thePublicRowFallbackGivesTheSameResults() {
         spark.conf().set("spark.kiln.useInternalRows", "false");

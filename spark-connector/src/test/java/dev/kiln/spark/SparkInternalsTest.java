@@ -16,8 +16,9 @@ class SparkInternalsTest {
     @Test
     void theInternalApisKilnUsesExist() {
         assertThat(SparkInternals.available())
-                .as("Spark internals used by SparkInternals (classic.SparkSession.internalCreateDataFrame, classic.Dataset.queryExecution, "
-                        + "UnsafeArrayData layout) changed in this Spark version")
+                .as("Spark internals used by SparkInternals (classic.SparkSession.internalCreateDataFrame and experimental().extraStrategies, "
+                        + "classic.Dataset.queryExecution and ofRows, DataTypeUtils.toAttributes, the LogicalPlan and SparkPlan classes KilnScore "
+                        + "and KilnScoreExec extend, UnsafeArrayData layout) changed in this Spark version")
                 .isTrue();
     }
 

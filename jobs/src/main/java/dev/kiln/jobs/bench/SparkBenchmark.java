@@ -27,14 +27,15 @@ import java.util.List;
 
 /**
  * Spark end to end: N rows of {@code array<float>[512]} (cached) scored by the seed MLP through {@code KilnModel} on
- * {@code local[2]}, timed over full evaluation (a no-op sink), beside a bare scan of the same cached input and the raw
- * engine's rate on the same 2 cores (2 workers, batch 1024), repetitions interleaved in one run after
- * {@value #WARMUP_PASSES} untimed scoring passes.
+ * {@code local[2]}, timed over full evaluation (a no-op sink), beside a bare scan of the same cached input, the same
+ * transform through the RDD fallback ({@code spark.kiln.planNode=false}: an RDD-backed DataFrame, which copies every
+ * output row once more) and the raw engine's rate on the same 2 cores (2 workers, batch 1024), repetitions interleaved
+ * in one run after {@value #WARMUP_PASSES} untimed scoring passes.
  */
 public final class SparkBenchmark {
     /** Medians (and min, max) of the repetitions. */
     public record Result(long rows, double sparkRowsPerSecond, double sparkMin, double sparkMax, double scanRowsPerSecond,
-                         double engineRowsPerSecond, double convertSeconds, double computeSeconds) {
+                         double rddPathRowsPerSecond, double engineRowsPerSecond, double convertSeconds, double computeSeconds) {
         public double ratio() {
             return sparkRowsPerSecond / engineRowsPerSecond;
         }
@@ -65,16 +66,20 @@ public final class SparkBenchmark {
             SeedBenchmark engine = new SeedBenchmark(entry.block(), entry.signature(), 1000, 262_144, 1, new PrintStream(PrintStream.nullOutputStream()), false);
             double[] spark2 = new double[repetitions];
             double[] scans = new double[repetitions];
+            double[] rddPath = new double[repetitions];
             double[] raw = new double[repetitions];
             KilnMetrics metrics = null;
             TaskTime taskTime = new TaskTime();
             spark.sparkContext().addSparkListener(taskTime);
             double wallSeconds = 0;
+            double taskRun = 0;
+            double taskCpu = 0;
             // Warm-up, untimed: a scan and three scoring passes. On 2 cores the JIT compiler competes with both task
             // threads, and the first passes measured converting 0.75-1.9 s against 0.3-0.5 s once compiled.
             noop(input);
             for (int w = 0; w < WARMUP_PASSES; w++) {
                 noop(kiln.transform(input));
+                noop(rddPath(spark, kiln, input));
             }
             for (int r = 0; r < repetitions; r++) {
                 long t0 = System.nanoTime();
@@ -87,20 +92,28 @@ public final class SparkBenchmark {
                 wallSeconds = (System.nanoTime() - t1) / 1e9;
                 spark2[r] = count / wallSeconds;
                 metrics = kiln.lastMetrics();
+                taskRun = taskTime.runSeconds();
+                taskCpu = taskTime.cpuSeconds();
+                long t2 = System.nanoTime();
+                noop(rddPath(spark, kiln, input));
+                rddPath[r] = count / ((System.nanoTime() - t2) / 1e9);
                 raw[r] = engine.run(List.of(1024), List.of(2)).get(0).rowsPerSecond();
-                log.printf("  repetition %d: Spark %,.0f rows/s, bare scan %,.0f rows/s, raw engine %,.0f rows/s%n", r + 1, spark2[r], scans[r], raw[r]);
+                log.printf("  repetition %d: Spark %,.0f rows/s, bare scan %,.0f rows/s, RDD fallback %,.0f rows/s, raw engine %,.0f rows/s%n",
+                        r + 1, spark2[r], scans[r], rddPath[r], raw[r]);
             }
             Arrays.sort(spark2);
             Arrays.sort(scans);
+            Arrays.sort(rddPath);
             Arrays.sort(raw);
             Result result = new Result(count, SeedBenchmark.median(spark2), spark2[0], spark2[spark2.length - 1], SeedBenchmark.median(scans),
-                    SeedBenchmark.median(raw), metrics.convertNanos() / 1e9, metrics.computeNanos() / 1e9);
-            log.printf("Spark local[2], %,d rows, batch %d: %,.0f rows/s (%,.0f-%,.0f), raw engine (2 workers) %,.0f rows/s: %.2fx raw; bare scan %,.0f rows/s%n",
+                    SeedBenchmark.median(rddPath), SeedBenchmark.median(raw), metrics.convertNanos() / 1e9, metrics.computeNanos() / 1e9);
+            log.printf("Spark local[2], %,d rows, batch %d: %,.0f rows/s (%,.0f-%,.0f), raw engine (2 workers) %,.0f rows/s: %.2fx raw; bare scan %,.0f rows/s; "
+                            + "RDD fallback %,.0f rows/s (%.2fx raw)%n",
                     count, batch, result.sparkRowsPerSecond(), result.sparkMin(), result.sparkMax(), result.engineRowsPerSecond(), result.ratio(),
-                    result.scanRowsPerSecond());
+                    result.scanRowsPerSecond(), result.rddPathRowsPerSecond(), result.rddPathRowsPerSecond() / result.engineRowsPerSecond());
             log.println("Last repetition: " + metrics.summary());
             log.printf("Last repetition: %.2f s wall x 2 cores = %.2f core-s; Spark task run time %.2f s (CPU %.2f s), Kiln's share %.2f s%n",
-                    wallSeconds, 2 * wallSeconds, taskTime.runSeconds(), taskTime.cpuSeconds(), (metrics.convertNanos() + metrics.computeNanos()) / 1e9);
+                    wallSeconds, 2 * wallSeconds, taskRun, taskCpu, (metrics.convertNanos() + metrics.computeNanos()) / 1e9);
             return result;
         } finally {
             spark.stop();
@@ -168,6 +181,16 @@ public final class SparkBenchmark {
 
         double cpuSeconds() {
             return cpuNanos.get() / 1e9;
+        }
+    }
+
+    /** The transform through the RDD fallback (an RDD-backed DataFrame instead of the plan node). */
+    private static Dataset<Row> rddPath(SparkSession spark, KilnModel kiln, Dataset<Row> input) {
+        spark.conf().set("spark.kiln.planNode", "false");
+        try {
+            return kiln.transform(input);
+        } finally {
+            spark.conf().unset("spark.kiln.planNode");
         }
     }
 

@@ -1,0 +1,148 @@
+package dev.kiln.spark;
+
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
+import org.apache.spark.sql.catalyst.expressions.JoinedRow;
+import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData;
+import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
+import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
+import org.apache.spark.sql.catalyst.util.ArrayBasedMapData;
+import org.apache.spark.sql.catalyst.util.GenericArrayData;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.Decimal;
+import org.apache.spark.sql.types.StructType;
+import org.apache.spark.unsafe.types.UTF8String;
+import org.junit.jupiter.api.Test;
+
+import java.math.BigDecimal;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * OutputRows builds output rows byte by byte; Spark's own {@code UnsafeProjection} of the input row joined with the
+ * predictions is the second implementation every row is compared with, byte for byte.
+ */
+class OutputRowsTest {
+    private static final DataType[] KINDS = {
+        DataTypes.LongType, DataTypes.IntegerType, DataTypes.BooleanType, DataTypes.DoubleType, DataTypes.StringType,
+        DataTypes.createArrayType(DataTypes.FloatType, false), DataTypes.createDecimalType(10, 2), DataTypes.createDecimalType(30, 5),
+        new StructType().add("a", DataTypes.IntegerType).add("b", DataTypes.StringType),
+        DataTypes.createMapType(DataTypes.StringType, DataTypes.IntegerType), DataTypes.BinaryType,
+    };
+
+    @Test
+    void rowsMatchSparksProjectionOfTheInputJoinedWithItsPredictions() {
+        Random random = new Random(7);
+        for (int trial = 0; trial < 60; trial++) {
+            // Field counts around 64 move the output's null bitmap to a second word.
+            int fields = trial % 3 == 0 ? 62 + random.nextInt(4) : 1 + random.nextInt(8);
+            StructType input = new StructType();
+            for (int i = 0; i < fields; i++) {
+                input = input.add("c" + i, KINDS[random.nextInt(KINDS.length)], true);
+            }
+            List<Integer> widths = new ArrayList<>();
+            StructType output = input;
+            int predictions = 1 + random.nextInt(3);
+            for (int k = 0; k < predictions; k++) {
+                int kind = random.nextInt(4);
+                int width = kind == 0 ? 0 : new int[] {1, 2, 3, 64, 65, 513}[random.nextInt(6)];
+                widths.add(kind == 0 ? 0 : width);
+                output = output.add("p" + k, kind == 0 ? (random.nextBoolean() ? DataTypes.FloatType : DataTypes.IntegerType)
+                        : DataTypes.createArrayType(DataTypes.FloatType, false), true);
+            }
+            boolean errorColumn = random.nextBoolean();
+            if (errorColumn) {
+                output = output.add("error", DataTypes.StringType, true);
+            }
+            StructType in = input;
+            UnsafeProjection source = UnsafeProjection.create(in);
+            UnsafeProjection expected = UnsafeProjection.create(output);
+            int batch = 1 + random.nextInt(40);
+            OutputRows rows = new OutputRows(in, widths, errorColumn, batch);
+            for (int b = 0; b < 3; b++) {
+                rows.clear();
+                Object[][] predictionValues = new Object[batch][];
+                InternalRow[] inputs = new InternalRow[batch];
+                for (int r = 0; r < batch; r++) {
+                    inputs[r] = randomRow(in, random);
+                    // The source projection reuses its row, as Spark's scans do.
+                    rows.add(source.apply(inputs[r]), r);
+                }
+                for (int r = 0; r < batch; r++) {
+                    predictionValues[r] = new Object[predictions + (errorColumn ? 1 : 0)];
+                    for (int k = 0; k < predictions; k++) {
+                        DataType type = output.fields()[fields + k].dataType();
+                        if (widths.get(k) > 0) {
+                            float[] values = new float[widths.get(k)];
+                            for (int i = 0; i < values.length; i++) {
+                                values[i] = random.nextFloat() - 0.5f;
+                            }
+                            rows.putFloats(r, k, values);
+                            predictionValues[r][k] = UnsafeArrayData.fromPrimitiveArray(values);
+                        } else if (type.equals(DataTypes.FloatType)) {
+                            float value = random.nextFloat();
+                            rows.putFloat(r, k, value);
+                            predictionValues[r][k] = value;
+                        } else {
+                            int value = random.nextInt();
+                            rows.putInt(r, k, value);
+                            predictionValues[r][k] = value;
+                        }
+                    }
+                }
+                for (int r = 0; r < batch; r++) {
+                    UnsafeRow want = expected.apply(new JoinedRow(inputs[r], new GenericInternalRow(predictionValues[r])));
+                    UnsafeRow got = rows.row(r);
+                    assertThat(got.getBytes()).as("trial %d batch %d row %d of %s", trial, b, r, output.simpleString()).isEqualTo(want.getBytes());
+                    assertThat(got.numFields()).isEqualTo(output.size());
+                }
+            }
+        }
+    }
+
+    private static InternalRow randomRow(StructType schema, Random random) {
+        GenericInternalRow row = new GenericInternalRow(schema.size());
+        for (int i = 0; i < schema.size(); i++) {
+            if (random.nextInt(5) == 0) {
+                continue;
+            }
+            row.update(i, value(schema.fields()[i].dataType(), random));
+        }
+        return row;
+    }
+
+    private static Object value(DataType type, Random random) {
+        if (type.equals(DataTypes.LongType)) {
+            return random.nextLong();
+        } else if (type.equals(DataTypes.IntegerType)) {
+            return random.nextInt();
+        } else if (type.equals(DataTypes.BooleanType)) {
+            return random.nextBoolean();
+        } else if (type.equals(DataTypes.DoubleType)) {
+            return random.nextGaussian();
+        } else if (type.equals(DataTypes.StringType)) {
+            return UTF8String.fromString("s".repeat(random.nextInt(30)));
+        } else if (type.equals(DataTypes.BinaryType)) {
+            byte[] bytes = new byte[random.nextInt(20)];
+            random.nextBytes(bytes);
+            return bytes;
+        } else if (type.equals(DataTypes.createDecimalType(10, 2))) {
+            return Decimal.apply(BigDecimal.valueOf(random.nextInt(1_000_000), 2));
+        } else if (type.equals(DataTypes.createDecimalType(30, 5))) {
+            return Decimal.apply(new BigDecimal(new java.math.BigInteger(90, random), 5));
+        } else if (type instanceof StructType) {
+            return new GenericInternalRow(new Object[] {random.nextInt(), UTF8String.fromString("x".repeat(random.nextInt(12)))});
+        } else if (type instanceof org.apache.spark.sql.types.MapType) {
+            return new ArrayBasedMapData(new GenericArrayData(new Object[] {UTF8String.fromString("k")}), new GenericArrayData(new Object[] {random.nextInt()}));
+        }
+        float[] values = new float[random.nextInt(600)];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = random.nextFloat();
+        }
+        return UnsafeArrayData.fromPrimitiveArray(values);
+    }
+}
