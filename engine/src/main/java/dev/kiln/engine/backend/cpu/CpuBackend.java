@@ -4,7 +4,9 @@ import dev.kiln.engine.backend.Backend;
 import dev.kiln.engine.backend.Kernel;
 import dev.kiln.engine.backend.Slot;
 import dev.kiln.engine.exec.CompiledModel;
+import dev.kiln.engine.ir.Graph;
 import dev.kiln.engine.ir.Node;
+import dev.kiln.engine.ir.Value;
 import dev.kiln.engine.ops.OpRegistry;
 import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.factory.Nd4j;
@@ -20,6 +22,15 @@ public final class CpuBackend implements Backend {
     private CpuBackend() {
     }
 
+    /** Whether {@code value} is a parameter or constant, or a view of one: fixed for an executor's life. */
+    static boolean isFixed(Graph graph, Value value) {
+        Node producer = graph.producer(value);
+        while (producer != null && OpRegistry.get(producer.op()).aliasesInput()) {
+            producer = graph.producer(producer.input(0));
+        }
+        return producer != null && (producer.op().equals(OpRegistry.PARAMETER) || producer.op().equals(OpRegistry.CONSTANT));
+    }
+
     @Override
     public String name() {
         return "cpu";
@@ -30,15 +41,19 @@ public final class CpuBackend implements Backend {
         return new CpuLoadedModel(model);
     }
 
-    /** The specialised kernel for {@code node}, or null to use the op's reference kernel. */
-    static Kernel specialised(Node node, Slot[] inputs, Slot[] outputs) {
+    /**
+     * The specialised kernel for {@code node}, or null to use the op's reference kernel. {@code fixedWeights}: every
+     * input after the first is a parameter or constant (or a view of one), so a kernel may copy them once into the
+     * layout its library wants (oneDNN's blocked weights) instead of reading them on every run.
+     */
+    static Kernel specialised(Node node, Slot[] inputs, Slot[] outputs, boolean fixedWeights) {
         switch (node.op()) {
             case OpRegistry.DENSE:
-                return Dnnl.enabled() ? new DnnlDenseKernel(node, inputs, outputs[0]) : new BlasDenseKernel(node, inputs, outputs[0]);
+                return Dnnl.enabled() ? new DnnlDenseKernel(node, inputs, outputs[0], fixedWeights) : new BlasDenseKernel(node, inputs, outputs[0]);
             case OpRegistry.MATMUL:
                 return new BlasMatMulKernel(inputs[0], inputs[1], outputs[0]);
             case OpRegistry.CONV2D:
-                return DnnlConvKernel.suits(inputs, node.attributes()) ? new DnnlConvKernel(inputs, outputs[0], node.attributes())
+                return fixedWeights && DnnlConvKernel.suits(inputs, node.attributes()) ? new DnnlConvKernel(inputs, outputs[0], node.attributes())
                         : new BlasConvKernel(inputs, outputs[0], node.attributes());
             case OpRegistry.MAX_POOL2D: {
                 Kernel onednn = DnnlMaxPoolKernel.create(inputs[0], outputs[0], node.attributes());

@@ -95,7 +95,8 @@ final class CpuExecutor implements Executor {
                 }
                 Kernel kernel;
                 try {
-                    kernel = CpuBackend.specialised(node, in, out);
+                    boolean fixedWeights = node.inputs().stream().skip(1).allMatch(v -> CpuBackend.isFixed(graph, v));
+                    kernel = CpuBackend.specialised(node, in, out, fixedWeights);
                 } catch (KilnException e) {
                     throw new KilnException(e.code(), "Building the CPU kernel of " + node.describe() + " " + java.util.Arrays.stream(in)
                             .map(slot -> slot.type().toString()).toList() + ": " + e.getMessage(), e);

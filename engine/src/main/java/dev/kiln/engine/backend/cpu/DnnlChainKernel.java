@@ -117,12 +117,14 @@ final class DnnlChainKernel extends DnnlKernel {
     /**
      * The runs of nodes to chain in {@code graph}, in schedule order: two or more chainable nodes, at least one a
      * convolution, each consuming the previous one's output where nothing else does (and the value is not a graph
-     * output). Empty when oneDNN is off or chains are switched off. Decided from the graph alone, before memory is
-     * planned, so that the planner can keep each chain's input alive while the chain runs ({@link #liveUntil}).
+     * output); then the dense chains ({@link DenseChainKernel#runs}). Empty when oneDNN is off or chains are switched
+     * off. Decided from the graph alone, before memory is planned, so that the planner can keep each chain's input
+     * alive while the chain runs ({@link #liveUntil}).
      */
     static List<List<Node>> runs(Graph graph) {
         List<List<Node>> runs = new ArrayList<>();
         if (!Dnnl.enabled() || Boolean.getBoolean(DISABLE)) {
+            runs.addAll(DenseChainKernel.runs(graph));
             return runs;
         }
         List<Node> compute = graph.nodes().stream()
@@ -141,14 +143,22 @@ final class DnnlChainKernel extends DnnlKernel {
             }
             i = end;
         }
+        runs.addAll(DenseChainKernel.runs(graph));
         return runs;
     }
 
-    /** Each run's input, kept alive until its last node ran: chunk k's output must not land on chunk k+1's input. */
+    /**
+     * Each run's input, kept alive until its last node ran: chunk k's output must not land on chunk k+1's input. A
+     * dense chain runs every layer per chunk, so its intermediate values stay alive too.
+     */
     static Map<Value, Node> liveUntil(List<List<Node>> runs) {
         Map<Value, Node> live = new IdentityHashMap<>();
         for (List<Node> run : runs) {
-            live.put(run.get(0).input(0), run.get(run.size() - 1));
+            Node last = run.get(run.size() - 1);
+            live.put(run.get(0).input(0), last);
+            if (run.get(0).op().equals(OpRegistry.DENSE)) {
+                run.subList(0, run.size() - 1).forEach(n -> live.put(n.output(), last));
+            }
         }
         return live;
     }
@@ -186,6 +196,16 @@ final class DnnlChainKernel extends DnnlKernel {
                     throw new IllegalStateException("The schedule does not follow the chain " + run);
                 }
             }
+            if (run.get(0).op().equals(OpRegistry.DENSE)) {
+                DenseChainKernel dense = DenseChainKernel.create(steps);
+                if (dense != null) {
+                    out.add(KernelProfile.wrap(dense.label, dense));
+                } else {
+                    steps.forEach(s -> out.add(KernelProfile.wrap(s.node(), s.kernel())));
+                }
+                i += run.size();
+                continue;
+            }
             DnnlChainKernel chain = !overlaps(steps.get(0).inputs()[0], steps.get(steps.size() - 1).outputs()[0], capacity) ? tryCreate(steps) : null;
             if (chain != null) {
                 out.add(KernelProfile.wrap(chain.label, chain));
@@ -212,7 +232,7 @@ final class DnnlChainKernel extends DnnlKernel {
             case OpRegistry.CONV2D: {
                 Activation a = Activation.fromName(node.attributes().getString("activation", "none"));
                 Conv2dOp.Geometry g = Conv2dOp.geometry(x, node.input(1).type().shape(), node.attributes());
-                boolean staticParameters = node.inputs().stream().skip(1).allMatch(v -> isStatic(graph, v));
+                boolean staticParameters = node.inputs().stream().skip(1).allMatch(v -> CpuBackend.isFixed(graph, v));
                 return (a == Activation.NONE || a == Activation.RELU) && DnnlConvKernel.geometryFits(g) && staticParameters;
             }
             case OpRegistry.MAX_POOL2D:
@@ -244,16 +264,7 @@ final class DnnlChainKernel extends DnnlKernel {
         return true;
     }
 
-    /** Whether {@code value} is a parameter or constant, or a view of one: fixed for the executor's life. */
-    private static boolean isStatic(Graph graph, Value value) {
-        Node producer = graph.producer(value);
-        while (producer != null && OpRegistry.get(producer.op()).aliasesInput()) {
-            producer = graph.producer(producer.input(0));
-        }
-        return producer != null && (producer.op().equals(OpRegistry.PARAMETER) || producer.op().equals(OpRegistry.CONSTANT));
-    }
-
-    private static boolean feeds(Graph graph, Node from, Node to) {
+    static boolean feeds(Graph graph, Node from, Node to) {
         Value v = from.output();
         return to.input(0) == v && !graph.isOutput(v) && graph.users(v).size() == 1;
     }

@@ -17,7 +17,13 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_ab;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_ba;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_format_tag_any;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_matmul_primitive_desc_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_equal;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_set_data_handle;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_destroy;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_primitive_desc_query_md;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_query_weights_md;
 
 /**
  * {@code activation(x W^T + b)} as one oneDNN matmul that adds the bias while each output tile is in registers,
@@ -25,8 +31,15 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_matmul_primitive_desc_create;
  * oneDNN's relu post-op is {@code max(x, 0)} in an operand order that turns NaN into 0, and Kiln keeps PyTorch's
  * NaN propagation (tested); fusing it measured within the noise (BENCHMARKS.md). A single row goes through
  * OpenBLAS's sgemv ({@link BlasDenseKernel}), which is faster there.
+ * <p>
+ * Fixed weights (parameters, constants) are reordered once into the blocked layout oneDNN picks for them, shared by
+ * every batch size's plan: given the plain layout, oneDNN's matmul copies them into that layout on every run (the seed
+ * MLP at 1,024 rows: 3,256-3,328 µs plain, 3,176-3,183 µs packed, BENCHMARKS.md). The packed copy is the kernel's, so
+ * each executor holds one beside the model's weights. Weights computed by the graph are read as they are.
  */
 final class DnnlDenseKernel extends DnnlKernel {
+    /** {@code -Dkiln.onednn.plainWeights=true}: oneDNN reads the weights as they are, copying them on every run. */
+    private static final boolean PACK = !Boolean.getBoolean("kiln.onednn.plainWeights");
     private final int k;
     private final int n;
     private final Slot x;
@@ -43,8 +56,15 @@ final class DnnlDenseKernel extends DnnlKernel {
     private final dnnl_memory weights;
     private final dnnl_memory_desc biasDesc;
     private final dnnl_memory bias;
+    private final boolean pack;
+    /** The weights in oneDNN's chosen layout, and that layout: made by the first plan, shared by the later ones. */
+    private dnnl_memory packed;
+    private dnnl_memory_desc packedDesc;
+    private final AddressPointer inAt = new AddressPointer(0);
+    private final AddressPointer outAt = new AddressPointer(0);
 
-    DnnlDenseKernel(Node node, Slot[] inputs, Slot out) {
+    /** @param fixedWeights whether W (and b) stay the same for the kernel's life, so they may be packed once */
+    DnnlDenseKernel(Node node, Slot[] inputs, Slot out, boolean fixedWeights) {
         this.x = inputs[0];
         Slot w = inputs[1];
         this.k = (int) w.size(1, 1);
@@ -57,6 +77,7 @@ final class DnnlDenseKernel extends DnnlKernel {
         this.outAddress = address(out);
         this.singleRow = new BlasDenseKernel(node, inputs, out);
         this.fusedGelu = activation == Activation.GELU && !Boolean.getBoolean("kiln.onednn.noGelu");
+        this.pack = PACK && fixedWeights;
         try {
             // W is [n, k] row-major: as the matmul's [k, n] weights it is the column-major ("ba") layout.
             this.weightsDesc = shared.desc(new long[] {k, n}, dnnl_ba);
@@ -79,9 +100,37 @@ final class DnnlDenseKernel extends DnnlKernel {
             singleRow.run(batch);
             return;
         }
-        execute(rows, "running a dense layer's matmul");
+        runRows(0, rows);
+    }
+
+    /** Values per row read (the layer's inputs) and written (its outputs). */
+    int inputWidth() {
+        return k;
+    }
+
+    int outputWidth() {
+        return n;
+    }
+
+    /**
+     * Rows {@code first} to {@code first + rows - 1} of the input into the same rows of the output: the plan for that
+     * many rows, its source and destination moved to those rows (a {@link DenseChainKernel}'s chunk, or the whole
+     * batch from row 0), then the activation over them.
+     */
+    void runRows(long first, long rows) {
+        Dnnl.applyThreads();
+        Plan plan = plan(rows);
+        int status = dnnl_memory_set_data_handle(plan.input, inAt.at(xAddress + 4 * first * k));
+        if (status == 0) {
+            status = dnnl_memory_set_data_handle(plan.output, outAt.at(outAddress + 4 * first * n));
+        }
+        if (status != 0) {
+            Dnnl.check(status, "moving a dense layer's matmul to rows " + first + " to " + (first + rows - 1));
+        }
+        submit(plan, "running a dense layer's matmul");
+        await(plan, "running a dense layer's matmul");
         if (activation != Activation.NONE && !fusedGelu) {
-            epilogue.apply(out, outByteOffset, null, 0, rows, n);
+            epilogue.apply(out, outByteOffset + (int) (4 * first * n), null, 0, (int) rows, n);
         }
     }
 
@@ -92,10 +141,34 @@ final class DnnlDenseKernel extends DnnlKernel {
         dnnl_memory_desc dst = plan.desc(new long[] {rows, n}, dnnl_ab);
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
         dnnl_primitive_attr attr = fusedGelu ? plan.geluAttributes() : null;
-        Dnnl.check(dnnl_matmul_primitive_desc_create(pd, Dnnl.engine(), src, weightsDesc, biasDesc, dst, attr),
+        dnnl_memory_desc wanted = pack ? plan.desc(new long[] {k, n}, dnnl_format_tag_any) : weightsDesc;
+        Dnnl.check(dnnl_matmul_primitive_desc_create(pd, Dnnl.engine(), src, wanted, biasDesc, dst, attr),
                 String.format("creating a matmul for [%d, %d] x [%d, %d]", rows, k, k, n));
+        dnnl_memory w;
+        try {
+            w = pack ? packedFor(plan, pd) : weights;
+        } catch (Throwable e) {
+            dnnl_primitive_desc_destroy(pd);
+            throw e;
+        }
         plan.create(pd);
-        plan.arguments(DNNL_ARG_SRC, plan.memory(src, xAddress), DNNL_ARG_WEIGHTS, weights, DNNL_ARG_BIAS, bias,
-                DNNL_ARG_DST, plan.memory(dst, outAddress));
+        plan.input = plan.memory(src, xAddress);
+        plan.output = plan.memory(dst, outAddress);
+        plan.arguments(DNNL_ARG_SRC, plan.input, DNNL_ARG_WEIGHTS, w, DNNL_ARG_BIAS, bias, DNNL_ARG_DST, plan.output);
+    }
+
+    /**
+     * The weights in the layout {@code pd} chose: the kernel's packed copy when an earlier plan chose the same layout
+     * (the usual case: the layout depends on the weights' shape, not the batch), otherwise a new copy, the kernel's
+     * if it is the first, else the plan's.
+     */
+    private dnnl_memory packedFor(Plan plan, dnnl_primitive_desc pd) {
+        dnnl_memory_desc chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        if (packed != null) {
+            return dnnl_memory_desc_equal(chosen, packedDesc) != 0 ? packed : plan.weightsFor(pd, weightsDesc, weights, stream);
+        }
+        packedDesc = shared.query(pd, dnnl_query_weights_md);
+        packed = shared.weightsFor(pd, weightsDesc, weights, stream);
+        return packed;
     }
 }

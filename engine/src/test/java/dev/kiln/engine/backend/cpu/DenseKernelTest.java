@@ -77,7 +77,7 @@ class DenseKernelTest {
         int n = 35;
         int maxRows = 40;
         Fixture f = new Fixture(maxRows, k, n, Activation.RELU, true, false, true);
-        try (Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out)) {
+        try (Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out, true)) {
             int[] order = {40, 7, 2, 40, 13, 29, 3, 40, 7, 1, 31, 2, 40, 17, 5, 6, 40};
             for (int rows : order) {
                 f.clearOutput();
@@ -91,7 +91,7 @@ class DenseKernelTest {
     @Test
     void closeIsIdempotentAndZeroRowsDoNothing() {
         Fixture f = new Fixture(4, 3, 2, Activation.NONE, true, false, true);
-        Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out);
+        Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out, true);
         kernel.run(0);
         kernel.run(4);
         f.assertMatches(4, "before close");
@@ -106,7 +106,7 @@ class DenseKernelTest {
         // Run a oneDNN matmul so both libraries are loaded, then: one OpenMP runtime in the process (so the thread
         // count set through ND4J's native ops is the one oneDNN reads).
         Fixture f = new Fixture(64, 32, 16, Activation.NONE, true, false, false);
-        try (Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out)) {
+        try (Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out, true)) {
             kernel.run(64);
             f.assertMatches(64, "warm-up");
         }
@@ -144,15 +144,40 @@ class DenseKernelTest {
                 .hasMessageContaining("kiln.cpu.gemm must be auto, onednn or openblas, not 'mkl'");
     }
 
+    /**
+     * Weights the graph computes (not parameters) are read on every run: the kernel must not keep a packed copy.
+     * Changing them between runs changes the output, by the float64 reference.
+     */
+    @Test
+    void weightsThatAreNotFixedAreReadOnEveryRun() {
+        assumeThat(Dnnl.enabled()).isTrue();
+        Fixture f = new Fixture(64, 48, 32, Activation.RELU, true, false, true);
+        try (Kernel kernel = new DnnlDenseKernel(f.node, f.inputs, f.out, false)) {
+            for (int round = 0; round < 3; round++) {
+                for (int i = 0; i < f.w.length; i++) {
+                    f.w[i] = (float) RANDOM.nextGaussian();
+                    f.inputs[1].put(i, f.w[i]);
+                }
+                for (int rows : new int[] {64, 5}) {
+                    f.clearOutput();
+                    kernel.run(rows);
+                    f.assertMatches(rows, "round " + round + ", rows " + rows);
+                }
+            }
+        }
+    }
+
+    /** oneDNN with packed weights, oneDNN reading them as they are, and OpenBLAS. */
     private static void check(int rows, int k, int n, Activation act, boolean bias, boolean nan) {
-        for (boolean dnnl : new boolean[] {true, false}) {
-            if (dnnl) {
+        for (String which : new String[] {"oneDNN packed", "oneDNN plain", "OpenBLAS"}) {
+            if (which.startsWith("oneDNN")) {
                 assumeThat(Dnnl.enabled()).isTrue();
             }
             Fixture f = new Fixture(rows, k, n, act, bias, nan, false);
-            try (Kernel kernel = dnnl ? new DnnlDenseKernel(f.node, f.inputs, f.out) : new BlasDenseKernel(f.node, f.inputs, f.out)) {
+            try (Kernel kernel = which.equals("OpenBLAS") ? new BlasDenseKernel(f.node, f.inputs, f.out)
+                    : new DnnlDenseKernel(f.node, f.inputs, f.out, which.equals("oneDNN packed"))) {
                 kernel.run(rows);
-                f.assertMatches(rows, String.format("%s rows %d k %d n %d %s bias %s nan %s", dnnl ? "oneDNN" : "OpenBLAS", rows, k, n, act, bias, nan));
+                f.assertMatches(rows, String.format("%s rows %d k %d n %d %s bias %s nan %s", which, rows, k, n, act, bias, nan));
             }
         }
     }
