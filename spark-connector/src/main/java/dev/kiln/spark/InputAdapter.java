@@ -21,6 +21,9 @@ public abstract class InputAdapter implements Serializable {
 
     public abstract int width();
 
+    /** Ordinals of the columns read. */
+    abstract int[] ordinals();
+
     /**
      * Writes the row's values at {@code address}, which is byte {@code offset} of {@code batch}; returns null or the
      * reason the row cannot be scored.
@@ -48,6 +51,11 @@ public abstract class InputAdapter implements Serializable {
         @Override
         public String columns() {
             return name;
+        }
+
+        @Override
+        int[] ordinals() {
+            return new int[] {ordinal};
         }
 
         @Override
@@ -225,6 +233,11 @@ public abstract class InputAdapter implements Serializable {
         private final char[] kinds;
 
         /** {@code kinds}: f float, d double, i int, l long, s short, b byte. */
+        @Override
+        int[] ordinals() {
+            return ordinals.clone();
+        }
+
         NumericColumns(int[] ordinals, String[] names, char[] kinds) {
             this.ordinals = ordinals;
             this.names = names;

@@ -1,5 +1,6 @@
 package dev.kiln.spark;
 
+import org.apache.spark.sql.catalyst.analysis.MultiInstanceRelation;
 import org.apache.spark.sql.catalyst.expressions.Attribute;
 import org.apache.spark.sql.catalyst.expressions.AttributeSet;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
@@ -17,7 +18,7 @@ import java.util.Objects;
  * A Spark-internal extension point (catalyst's {@code LogicalPlan}), kept beside {@link SparkInternals}: its
  * constructor's arguments are its product elements, which is how Spark copies plan nodes.
  */
-public final class KilnScore extends LogicalPlan {
+public final class KilnScore extends LogicalPlan implements MultiInstanceRelation {
     private static final long serialVersionUID = 1L;
 
     private final LogicalPlan child;
@@ -48,6 +49,19 @@ public final class KilnScore extends LogicalPlan {
 
     ScoringPlan plan() {
         return plan;
+    }
+
+    /**
+     * The same node with fresh ids for the prediction columns: Spark's analyzer asks for one when the node appears
+     * twice in a query (a self-join, {@code intersect}, {@code except}), so both sides' columns stay distinct.
+     */
+    @Override
+    public LogicalPlan newInstance() {
+        java.util.List<Attribute> fresh = new java.util.ArrayList<>();
+        for (Attribute a : scala.jdk.javaapi.CollectionConverters.asJava(predictions)) {
+            fresh.add(a.newInstance());
+        }
+        return new KilnScore(child, inputs, SparkInternals.seq(fresh), plan);
     }
 
     @Override

@@ -46,6 +46,17 @@ public final class KilnScoreExec extends SparkPlan {
         return child.execute().toJavaRDD().mapPartitions(score).rdd();
     }
 
+    /** Rows stay where and in the order they were, and keep every child column: the child's partitioning holds. */
+    @Override
+    public org.apache.spark.sql.catalyst.plans.physical.Partitioning outputPartitioning() {
+        return child.outputPartitioning();
+    }
+
+    @Override
+    public Seq<org.apache.spark.sql.catalyst.expressions.SortOrder> outputOrdering() {
+        return child.outputOrdering();
+    }
+
     @Override
     public Seq<Attribute> output() {
         return output;

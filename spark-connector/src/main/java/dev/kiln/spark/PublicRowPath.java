@@ -36,6 +36,17 @@ final class PublicRowPath {
     static Dataset<Row> transform(SparkSession spark, Dataset<Row> frame, ScoringPlan plan, StructType outputSchema) {
         StructType inputSchema = frame.schema();
         int inputWidth = inputSchema.length();
+        // Only the columns the scorer reads are converted (the output takes every input column from the original Row):
+        // Spark's internal form of other types (arrays of strings, nested arrays, dates) is not what toInternal makes.
+        boolean[] read = new boolean[inputWidth];
+        for (InputAdapter adapter : plan.inputs()) {
+            for (int ordinal : adapter.ordinals()) {
+                read[ordinal] = true;
+            }
+        }
+        if (plan.keyOrdinal() >= 0) {
+            read[plan.keyOrdinal()] = true;
+        }
         JavaRDD<Row> scored = frame.javaRDD().mapPartitions(rows -> {
             ArrayDeque<Row> pending = new ArrayDeque<>();
             Iterator<InternalRow> internal = new Iterator<>() {
@@ -48,7 +59,7 @@ final class PublicRowPath {
                 public InternalRow next() {
                     Row row = rows.next();
                     pending.addLast(row);
-                    return toInternal(row, inputSchema);
+                    return toInternal(row, inputSchema, read);
                 }
             };
             PartitionScorer scorer = new PartitionScorer(plan, internal, TaskContext.get());
@@ -76,11 +87,14 @@ final class PublicRowPath {
         return spark.createDataFrame(scored, outputSchema);
     }
 
-    /** The row's values in Spark's internal form (arrays, vectors, strings converted; others as they are). */
-    static InternalRow toInternal(Row row, StructType schema) {
+    /**
+     * The row's values in Spark's internal form (arrays, vectors, strings converted; other numbers as they are), for
+     * the columns marked in {@code read}; the others are left null.
+     */
+    static InternalRow toInternal(Row row, StructType schema, boolean[] read) {
         GenericInternalRow internal = new GenericInternalRow(schema.length());
         for (int i = 0; i < schema.length(); i++) {
-            if (row.isNullAt(i)) {
+            if (!read[i] || row.isNullAt(i)) {
                 continue;
             }
             DataType type = schema.fields()[i].dataType();

@@ -71,9 +71,13 @@ public final class SparkInternals {
         return ((org.apache.spark.sql.classic.SparkSession) spark).internalCreateDataFrame(rows, schema, false);
     }
 
+    /** The extensions objects (shared by a session and the sessions made from it) Kiln's strategy was injected into. */
+    private static final java.util.Set<Object> EXTENDED = java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>());
+
     /**
      * {@code frame} with the {@link KilnScore} node on top: its columns, then {@code predictions}' columns. Installs
-     * {@link KilnScoreStrategy} in the session the first time.
+     * {@link KilnScoreStrategy} in the session the first time, and in its extensions, which the sessions made from it
+     * later ({@code newSession()}) are built with; other sessions need {@link KilnSparkExtensions}.
      */
     static Dataset<Row> scored(SparkSession spark, Dataset<Row> frame, ScoringPlan plan, StructType predictions) {
         org.apache.spark.sql.classic.SparkSession session = (org.apache.spark.sql.classic.SparkSession) spark;
@@ -84,6 +88,11 @@ public final class SparkInternals {
                 java.util.List<SparkStrategy> extended = new java.util.ArrayList<>(scala.jdk.javaapi.CollectionConverters.asJava(strategies));
                 extended.add(new KilnScoreStrategy());
                 experimental.extraStrategies_$eq(seq(extended));
+            }
+        }
+        synchronized (EXTENDED) {
+            if (EXTENDED.add(session.extensions())) {
+                session.extensions().injectPlannerStrategy(KilnSparkExtensions.strategy());
             }
         }
         LogicalPlan child = ((org.apache.spark.sql.classic.Dataset<Row>) frame).logicalPlan();

@@ -441,6 +441,41 @@ class KilnModelTest {
         }
     }
 
+    /**
+     * A scored frame used twice in one query (self-join, intersect, except: the analyzer gives the second use fresh
+     * column ids), and read from another session through a global temporary view (planned there too).
+     */
+    @Test
+    void aScoredFrameCanMeetItselfAndBeReadFromANewSession() {
+        List<float[]> rows = List.of(new float[] {3, 1}, new float[] {-2, 4}, new float[] {0, 0});
+        Dataset<Row> scored = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").transform(featureRows(rows, 2));
+        List<Row> joined = scored.join(scored, "id").orderBy("id").collectAsList();
+        assertThat(joined).hasSize(3);
+        assertThat(floats(joined.get(1), "features")).containsExactly(-2f, 4f);
+        assertThat(joined.get(1).<Float>getList(2)).containsExactly(6.5f, 3f);
+        assertThat(joined.get(1).<Float>getList(4)).containsExactly(6.5f, 3f);
+        List<Row> aliased = scored.as("l").join(scored.as("r"), org.apache.spark.sql.functions.col("l.id").equalTo(org.apache.spark.sql.functions.col("r.id")))
+                .select("l.id", "r.y").orderBy("l.id").collectAsList();
+        assertThat(aliased.get(0).<Float>getList(1)).containsExactly(5.5f, 0f);
+        assertThat(scored.intersect(scored).count()).isEqualTo(3);
+        assertThat(scored.except(scored).count()).isZero();
+
+        // Partitioned by id before scoring: grouping by id afterwards needs no second shuffle.
+        Dataset<Row> partitioned = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y")
+                .transform(featureRows(rows, 2).repartition(3, org.apache.spark.sql.functions.col("id")));
+        String grouped = partitioned.groupBy("id").count().queryExecution().executedPlan().toString();
+        assertThat(grouped.split("Exchange hashpartitioning", -1)).as("shuffles in %s", grouped).hasSize(2);
+        assertThat(partitioned.groupBy("id").count().count()).isEqualTo(3);
+
+        scored.createOrReplaceGlobalTempView("kiln_scored");
+        try {
+            List<Row> fromNewSession = spark.newSession().sql("SELECT id, y FROM global_temp.kiln_scored ORDER BY id").collectAsList();
+            assertThat(fromNewSession.get(2).<Float>getList(1)).containsExactly(0.5f, 0f);
+        } finally {
+            spark.catalog().dropGlobalTempView("kiln_scored");
+        }
+    }
+
     /** With {@code spark.kiln.planNode=false} the transform goes through an RDD of internal rows, as before the node. */
     @Test
     void theRddFallbackGivesTheSameResults() {
@@ -466,6 +501,12 @@ class KilnModelTest {
     void thePublicRowFallbackGivesTheSameResults() {
         spark.conf().set("spark.kiln.useInternalRows", "false");
         try {
+            // A column the model does not read, of a type the fallback does not convert, passes through untouched.
+            Dataset<Row> tagged = featureRows(List.of(new float[] {3, 1}, new float[] {-2, 4}), 1)
+                    .withColumn("tags", org.apache.spark.sql.functions.array(org.apache.spark.sql.functions.lit("a"), org.apache.spark.sql.functions.lit("b")));
+            List<Row> withTags = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").transform(tagged).collectAsList();
+            assertThat(withTags.get(1).<String>getList(2)).containsExactly("a", "b");
+            assertThat(floats(withTags.get(1), "y")).containsExactly(6.5f, 3f);
             List<float[]> rows = List.of(new float[] {3, 1}, new float[] {Float.NaN, 0}, new float[] {1}, new float[] {-2, 4});
             List<Row> out = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2)
                     .transform(featureRows(rows, 1)).collectAsList();

@@ -50,7 +50,7 @@ final class CpuExecutor implements Executor {
     }
 
     private void build(long newCapacity) {
-        MemoryPlan plan = MemoryPlanner.plan(graph, newCapacity, DnnlChainKernel.liveUntil(chains));
+        MemoryPlan plan = MemoryPlanner.plan(graph, newCapacity, DnnlChainKernel.liveUntil(graph, chains));
         FloatPointer newArena = new FloatPointer(Math.max(16, plan.arenaElements()));
         try {
             build(plan, newArena, newCapacity);

@@ -121,6 +121,10 @@ final class DenseChainKernel implements Kernel {
         long size = ((rows + chunks - 1) / chunks + 15) / 16 * 16;
         for (long first = 0; first < rows; first += size) {
             long count = Math.min(size, rows - first);
+            if (rows - first - count < 16) {
+                // Fewer than 16 rows would be left (4,897 rows in chunks of 288 leave 1): this chunk takes them.
+                count = rows - first;
+            }
             for (DnnlDenseKernel layer : layers) {
                 layer.runRows(first, count);
             }

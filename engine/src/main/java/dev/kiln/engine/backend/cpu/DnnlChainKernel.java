@@ -151,13 +151,22 @@ final class DnnlChainKernel extends DnnlKernel {
      * Each run's input, kept alive until its last node ran: chunk k's output must not land on chunk k+1's input. A
      * dense chain runs every layer per chunk, so its intermediate values stay alive too.
      */
-    static Map<Value, Node> liveUntil(List<List<Node>> runs) {
+    static Map<Value, Node> liveUntil(Graph graph, List<List<Node>> runs) {
+        Map<Node, Integer> position = new IdentityHashMap<>();
+        for (Node n : graph.nodes()) {
+            position.put(n, position.size());
+        }
         Map<Value, Node> live = new IdentityHashMap<>();
         for (List<Node> run : runs) {
             Node last = run.get(run.size() - 1);
-            live.put(run.get(0).input(0), last);
+            List<Value> values = new ArrayList<>();
+            values.add(run.get(0).input(0));
             if (run.get(0).op().equals(OpRegistry.DENSE)) {
-                run.subList(0, run.size() - 1).forEach(n -> live.put(n.output(), last));
+                run.subList(0, run.size() - 1).forEach(n -> values.add(n.output()));
+            }
+            // A value may feed two runs (a convolution chain's and a dense chain's input): it lives until the later end.
+            for (Value v : values) {
+                live.merge(v, last, (a, b) -> position.get(a) >= position.get(b) ? a : b);
             }
         }
         return live;
