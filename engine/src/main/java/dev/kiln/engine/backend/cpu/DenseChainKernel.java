@@ -62,26 +62,10 @@ final class DenseChainKernel implements Kernel {
      * oneDNN is off or dense chains are switched off.
      */
     static List<List<Node>> runs(Graph graph) {
-        List<List<Node>> runs = new ArrayList<>();
         if (!Dnnl.enabled() || Boolean.getBoolean(DISABLE)) {
-            return runs;
+            return new ArrayList<>();
         }
-        List<Node> compute = graph.nodes().stream()
-                .filter(n -> !CpuLoadedModel.isSource(n) && !OpRegistry.get(n.op()).aliasesInput()).toList();
-        int i = 0;
-        while (i < compute.size()) {
-            int end = i + 1;
-            if (chainable(compute.get(i))) {
-                while (end < compute.size() && chainable(compute.get(end)) && DnnlChainKernel.feeds(graph, compute.get(end - 1), compute.get(end))) {
-                    end++;
-                }
-                if (end - i >= 2) {
-                    runs.add(List.copyOf(compute.subList(i, end)));
-                }
-            }
-            i = end;
-        }
-        return runs;
+        return DnnlChainKernel.runs(graph, DenseChainKernel::chainable, run -> true);
     }
 
     private static boolean chainable(Node node) {

@@ -123,27 +123,36 @@ final class DnnlChainKernel extends DnnlKernel {
      */
     static List<List<Node>> runs(Graph graph) {
         List<List<Node>> runs = new ArrayList<>();
-        if (!Dnnl.enabled() || Boolean.getBoolean(DISABLE)) {
-            runs.addAll(DenseChainKernel.runs(graph));
-            return runs;
+        if (Dnnl.enabled() && !Boolean.getBoolean(DISABLE)) {
+            runs.addAll(runs(graph, n -> chainable(graph, n), run -> run.stream().anyMatch(n -> n.op().equals(OpRegistry.CONV2D))));
         }
+        runs.addAll(DenseChainKernel.runs(graph));
+        return runs;
+    }
+
+    /**
+     * The longest runs of compute nodes, in schedule order, that are each {@code chainable} and consume the previous
+     * one's output where nothing else does (and it is not a graph output): those of two or more nodes that {@code keep}
+     * accepts. Shared by layer chains and {@link DenseChainKernel}.
+     */
+    static List<List<Node>> runs(Graph graph, java.util.function.Predicate<Node> chainable, java.util.function.Predicate<List<Node>> keep) {
+        List<List<Node>> runs = new ArrayList<>();
         List<Node> compute = graph.nodes().stream()
                 .filter(n -> !CpuLoadedModel.isSource(n) && !OpRegistry.get(n.op()).aliasesInput()).toList();
         int i = 0;
         while (i < compute.size()) {
             int end = i + 1;
-            if (chainable(graph, compute.get(i))) {
-                while (end < compute.size() && chainable(graph, compute.get(end)) && feeds(graph, compute.get(end - 1), compute.get(end))) {
+            if (chainable.test(compute.get(i))) {
+                while (end < compute.size() && chainable.test(compute.get(end)) && feeds(graph, compute.get(end - 1), compute.get(end))) {
                     end++;
                 }
                 List<Node> run = compute.subList(i, end);
-                if (run.size() >= 2 && run.stream().anyMatch(n -> n.op().equals(OpRegistry.CONV2D))) {
+                if (run.size() >= 2 && keep.test(run)) {
                     runs.add(List.copyOf(run));
                 }
             }
             i = end;
         }
-        runs.addAll(DenseChainKernel.runs(graph));
         return runs;
     }
 
