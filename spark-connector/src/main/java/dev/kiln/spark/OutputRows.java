@@ -1,6 +1,5 @@
 package dev.kiln.spark;
 
-import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.Platform;
@@ -168,13 +167,8 @@ final class OutputRows {
         return views[index];
     }
 
-    /** The input part of an output row: its first fields, as the input had them (for building a row anew). */
+    /** How many of an output row's fields are the input's (its first ones, as the input had them). */
     int inputFields() {
         return inputFields;
-    }
-
-    /** Copies an InternalRow that is not an UnsafeRow into one, for {@link #add}. */
-    static UnsafeRow unsafe(InternalRow row, org.apache.spark.sql.catalyst.expressions.UnsafeProjection projection) {
-        return row instanceof UnsafeRow unsafe ? unsafe : projection.apply(row);
     }
 }

@@ -25,8 +25,9 @@ import java.util.NoSuchElementException;
  * Scores one partition: rows are gathered N at a time into Arrow batches (one fixed-size-list vector per graph input,
  * filled straight from Spark's internal rows), the executor reads those vectors in place, and each input row comes
  * back as an {@link UnsafeRow} of the output schema (its columns, then its predictions), in order: the input row's
- * bytes are copied once, into the output row ({@link OutputRows}), so no projection is needed after this. Rows with bad input fail the task or get null predictions and an error
- * message, as configured; the output has exactly one row per input row.
+ * bytes are copied once, into the output row ({@link OutputRows}), so no projection is needed after this. Rows with
+ * bad input fail the task or get null predictions and an error message, as configured; the output has exactly one
+ * row per input row.
  * <p>
  * Resources: a child allocator of the JVM's Arrow root per task and an executor borrowed from the JVM's model cache,
  * released at the end of the partition or by the task-completion listener, whichever comes first (idempotent).

@@ -46,6 +46,8 @@ public final class SparkInternals {
             UnsafeArrayData.class.getMethod("getBaseOffset");
             UnsafeArrayData.calculateHeaderPortionInBytes(1);
             Class.forName("org.apache.spark.sql.classic.SparkSession").getMethod("experimental");
+            Class.forName("org.apache.spark.sql.classic.SparkSession").getMethod("extensions");
+            org.apache.spark.sql.SparkSessionExtensions.class.getMethod("injectPlannerStrategy", scala.Function1.class);
             org.apache.spark.sql.ExperimentalMethods.class.getMethod("extraStrategies_$eq", Seq.class);
             Class.forName("org.apache.spark.sql.classic.Dataset").getMethod("ofRows", Class.forName("org.apache.spark.sql.classic.SparkSession"), LogicalPlan.class);
             DataTypeUtils.class.getMethod("toAttributes", StructType.class);

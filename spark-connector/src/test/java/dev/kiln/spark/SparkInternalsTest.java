@@ -16,7 +16,7 @@ class SparkInternalsTest {
     @Test
     void theInternalApisKilnUsesExist() {
         assertThat(SparkInternals.available())
-                .as("Spark internals used by SparkInternals (classic.SparkSession.internalCreateDataFrame and experimental().extraStrategies, "
+                .as("Spark internals used by SparkInternals (classic.SparkSession.internalCreateDataFrame, experimental().extraStrategies and extensions(), "
                         + "classic.Dataset.queryExecution and ofRows, DataTypeUtils.toAttributes, the LogicalPlan and SparkPlan classes KilnScore "
                         + "and KilnScoreExec extend, UnsafeArrayData layout) changed in this Spark version")
                 .isTrue();
