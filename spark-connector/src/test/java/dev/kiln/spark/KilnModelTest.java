@@ -476,22 +476,31 @@ class KilnModelTest {
         }
     }
 
+    /** The hand model over [3, 1], [NaN, 0], [1] (too short), [-2, 4] in batches of 2, bad rows nulled. */
+    private static Dataset<Row> goodAndBadRowsWithOnErrorNull() {
+        List<float[]> rows = List.of(new float[] {3, 1}, new float[] {Float.NaN, 0}, new float[] {1}, new float[] {-2, 4});
+        return new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2)
+                .transform(featureRows(rows, 1));
+    }
+
+    /** relu([x0 + 2 x1 + 0.5, -x0 + x1/2 - 1]) for the good rows, worked out by hand; reasons for the bad ones. */
+    private static void assertGoodAndBadRowsByHand(List<Row> out) {
+        assertThat(out).hasSize(4);
+        assertThat(floats(out.get(0), "y")).containsExactly(5.5f, 0f);
+        assertThat(out.get(1).getString(3)).isEqualTo("Column 'features' row 1 of partition 0: value at index 0 is NaN");
+        assertThat(out.get(2).getString(3)).contains("got length 1");
+        assertThat(floats(out.get(3), "y")).containsExactly(6.5f, 3f);
+        assertThat(floats(out.get(3), "features")).containsExactly(-2f, 4f);
+    }
+
     /** With {@code spark.kiln.planNode=false} the transform goes through an RDD of internal rows, as before the node. */
     @Test
     void theRddFallbackGivesTheSameResults() {
         spark.conf().set("spark.kiln.planNode", "false");
         try {
-            List<float[]> rows = List.of(new float[] {3, 1}, new float[] {Float.NaN, 0}, new float[] {1}, new float[] {-2, 4});
-            Dataset<Row> scored = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2)
-                    .transform(featureRows(rows, 1));
+            Dataset<Row> scored = goodAndBadRowsWithOnErrorNull();
             assertThat(scored.queryExecution().executedPlan().toString()).contains("ExistingRDD").doesNotContain("KilnScore");
-            List<Row> out = scored.collectAsList();
-            assertThat(out).hasSize(4);
-            assertThat(floats(out.get(0), "y")).containsExactly(5.5f, 0f);
-            assertThat(out.get(1).getString(3)).isEqualTo("Column 'features' row 1 of partition 0: value at index 0 is NaN");
-            assertThat(out.get(2).getString(3)).contains("got length 1");
-            assertThat(floats(out.get(3), "y")).containsExactly(6.5f, 3f);
-            assertThat(floats(out.get(3), "features")).containsExactly(-2f, 4f);
+            assertGoodAndBadRowsByHand(scored.collectAsList());
         } finally {
             spark.conf().unset("spark.kiln.planNode");
         }
@@ -507,15 +516,7 @@ class KilnModelTest {
             List<Row> withTags = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").transform(tagged).collectAsList();
             assertThat(withTags.get(1).<String>getList(2)).containsExactly("a", "b");
             assertThat(floats(withTags.get(1), "y")).containsExactly(6.5f, 3f);
-            List<float[]> rows = List.of(new float[] {3, 1}, new float[] {Float.NaN, 0}, new float[] {1}, new float[] {-2, 4});
-            List<Row> out = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2)
-                    .transform(featureRows(rows, 1)).collectAsList();
-            assertThat(out).hasSize(4);
-            assertThat(floats(out.get(0), "y")).containsExactly(5.5f, 0f);
-            assertThat(out.get(1).getString(3)).isEqualTo("Column 'features' row 1 of partition 0: value at index 0 is NaN");
-            assertThat(out.get(2).getString(3)).contains("got length 1");
-            assertThat(floats(out.get(3), "y")).containsExactly(6.5f, 3f);
-            assertThat(floats(out.get(3), "features")).containsExactly(-2f, 4f);
+            assertGoodAndBadRowsByHand(goodAndBadRowsWithOnErrorNull().collectAsList());
         } finally {
             spark.conf().unset("spark.kiln.useInternalRows");
         }

@@ -16,7 +16,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
-import java.util.Random;
 
 import static dev.kiln.engine.TestGraphs.assertAllClose;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -44,24 +43,11 @@ class DenseChainKernelTest {
     }
 
     private static float[] gaussian(int n, long seed) {
-        Random r = new Random(seed);
-        float[] v = new float[n];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) r.nextGaussian();
-        }
-        return v;
+        return dev.kiln.engine.TestGraphs.random(new long[] {n}, seed).toFloatArray();
     }
 
     private static List<DenseChainKernel> chains(Executor executor) {
         return ((CpuExecutor) executor).schedule().stream().filter(k -> k instanceof DenseChainKernel).map(k -> (DenseChainKernel) k).toList();
-    }
-
-    private static float[] run(Executor executor, float[] x, int batch) {
-        executor.setInput(0, x, 0, batch);
-        executor.run(batch);
-        float[] out = new float[executor.outputElements(0)];
-        executor.getOutput(0, out, 0);
-        return out;
     }
 
     private static float[] eager(Block block, long width, float[] x, int batch) {
@@ -91,13 +77,13 @@ class DenseChainKernelTest {
             // 193 rows: chunks of 64, 64 and 65 (a last chunk of 1 row is folded into the one before).
             for (int batch : new int[] {1, 2, 63, 64, 65, 129, 193, 200}) {
                 float[] x = gaussian(batch * 2048, batch);
-                float[] got = run(chained, x, batch);
+                float[] got = DnnlChainKernelTest.run(chained, x, batch);
                 float[] expected = eager(mlp, 2048, x, batch);
                 for (float v : expected) {
                     assertThat(v).as("eager output of a finite input").isFinite();
                 }
                 assertAllClose(got, expected, 1e-4, 1e-5, "chained MLP at batch " + batch);
-                assertAllClose(got, run(plain, x, batch), 1e-5, 1e-6, "chained vs layer by layer at batch " + batch);
+                assertAllClose(got, DnnlChainKernelTest.run(plain, x, batch), 1e-5, 1e-6, "chained vs layer by layer at batch " + batch);
             }
         }
     }
@@ -111,7 +97,7 @@ class DenseChainKernelTest {
             assertThat(chains(executor)).hasSize(1);
             float[] x = gaussian(batch * 2048, 3);
             x[100 * 2048 + 7] = Float.NaN;
-            float[] got = run(executor, x, batch);
+            float[] got = DnnlChainKernelTest.run(executor, x, batch);
             float[] expected = eager(mlp, 2048, x, batch);
             for (int r = 0; r < batch; r++) {
                 for (int j = 0; j < 10; j++) {
@@ -141,7 +127,7 @@ class DenseChainKernelTest {
             assertThat(chains).hasSize(1);
             assertThat(chains.get(0).chunk()).as("rows per chunk").isLessThan(batch / 3);
             float[] x = gaussian(batch * 16, 8);
-            assertAllClose(run(executor, x, batch), eager(net, 16, x, batch), 1e-4, 1e-5, "widening chain over several chunks");
+            assertAllClose(DnnlChainKernelTest.run(executor, x, batch), eager(net, 16, x, batch), 1e-4, 1e-5, "widening chain over several chunks");
         }
     }
 

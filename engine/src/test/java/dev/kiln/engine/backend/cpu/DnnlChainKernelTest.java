@@ -51,7 +51,8 @@ class DnnlChainKernelTest {
         return ((CpuExecutor) executor).schedule().stream().filter(k -> k instanceof DnnlChainKernel).map(k -> (DnnlChainKernel) k).toList();
     }
 
-    private static float[] run(Executor executor, float[] x, int batch) {
+    /** Runs {@code batch} rows of {@code x} through {@code executor} and returns its first output. */
+    static float[] run(Executor executor, float[] x, int batch) {
         executor.setInput(0, x, 0, batch);
         executor.run(batch);
         float[] out = new float[executor.outputElements(0)];
