@@ -414,11 +414,10 @@ class CudaBackendTest {
 
     /** Where nvcc is installed (a developer machine; CI has none), kernels.cu compiles for Ampere and up. */
     @Test
-    void kernelsCuCompilesWithNvccWhereItIsInstalled() throws Exception {
+    void kernelsCuCompilesWithNvccWhereItIsInstalled(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         java.nio.file.Path nvcc = java.util.stream.Stream.of(System.getenv().getOrDefault("PATH", "").split(":"))
                 .map(d -> java.nio.file.Path.of(d, "nvcc")).filter(java.nio.file.Files::isExecutable).findFirst().orElse(null);
         org.junit.jupiter.api.Assumptions.assumeTrue(nvcc != null, "nvcc is not installed");
-        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("kiln-nvcc");
         java.nio.file.Path cu = dir.resolve("kernels.cu");
         java.nio.file.Files.writeString(cu, JavaCppCudaApi.kernelSource());
         Process p = new ProcessBuilder(nvcc.toString(), "--ptx", "-arch=compute_80", "-o", dir.resolve("kernels.ptx").toString(), cu.toString())
