@@ -35,7 +35,8 @@ final class BenchCommand implements KilnCli.Command {
                 "  --threads  worker counts, comma-separated; each worker runs its own executor single-threaded",
                 "  --reps     interleaved repetitions per mode; medians and min-max are reported",
                 "  --compiled-only  skip the eager runs",
-                "  --profile  also time every compiled kernel and print where the time went (adds two clock reads per kernel)",
+                "  --profile  also time every compiled kernel and print where the time went (adds two clock reads per kernel);",
+                "             with --peers, also ONNX Runtime's own per-node times (its profiler, in a separate untimed session)",
                 "  --model    zoo:seed-mlp (default), zoo:small-cnn or zoo:tiny-encoder; with --peers an ONNX file",
                 "  --peers    instead: Kiln (eager; compiled with the input copied in, and bound zero-copy) vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceilings (OpenBLAS, oneDNN);",
                 "             eager runs the reference model's zoo block with the weights.safetensors beside the file;",
@@ -69,6 +70,11 @@ final class BenchCommand implements KilnCli.Command {
                     args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
             writeOutputs(args, results, out, onnx.getFileName() + " (" + onnx.getParent().getFileName() + "): Kiln vs ONNX Runtime and sgemm ceilings (median rows/s)", false);
             printProfile(args, out);
+            if (args.flag("profile")) {
+                for (int batch : args.getIntList("batch", "1,1024")) {
+                    dev.kiln.jobs.bench.PeerBenchmark.printOrtProfile(onnx, batch, batch == 1 ? args.getInt("calls", 1000) : Math.max(5, args.getInt("rows", 262_144) / batch), out);
+                }
+            }
             return 0;
         }
         if (args.flag("spark")) {

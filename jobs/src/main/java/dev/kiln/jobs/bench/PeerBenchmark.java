@@ -88,6 +88,67 @@ public final class PeerBenchmark {
         return results;
     }
 
+    /**
+     * ONNX Runtime's own per-node times ({@code SessionOptions.enableProfiling}) for {@code calls} calls at
+     * {@code batch} rows, in a session of their own after the timed runs (its profiler's timestamps would slow the timed
+     * session): node, operator, mean µs per call and share, beside Kiln's kernel profile ({@code --profile}).
+     */
+    public static void printOrtProfile(Path onnx, int batch, int calls, PrintStream log) throws Exception {
+        Path dir = java.nio.file.Files.createTempDirectory("kiln-ort-profile");
+        try {
+            OrtEnvironment env = OrtEnvironment.getEnvironment();
+            OrtSession.SessionOptions options = new OrtSession.SessionOptions();
+            options.setIntraOpNumThreads(1);
+            options.setInterOpNumThreads(1);
+            options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+            options.enableProfiling(dir.resolve("ort").toString());
+            String file;
+            try (OrtSession session = env.createSession(onnx.toString(), options)) {
+                String inName = session.getInputNames().iterator().next();
+                String outName = session.getOutputNames().iterator().next();
+                long[] inShape = ((ai.onnxruntime.TensorInfo) session.getInputInfo().get(inName).getInfo()).getShape();
+                long[] outShape = ((ai.onnxruntime.TensorInfo) session.getOutputInfo().get(outName).getInfo()).getShape();
+                inShape[0] = batch;
+                outShape[0] = batch;
+                float[] input = SeedBenchmark.randomInput(batch * (int) rowElements(inShape), 42);
+                FloatBuffer in = ByteBuffer.allocateDirect(input.length * 4).order(ByteOrder.nativeOrder()).asFloatBuffer().put(input);
+                in.rewind();
+                FloatBuffer out = ByteBuffer.allocateDirect(batch * (int) rowElements(outShape) * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+                try (OnnxTensor inTensor = OnnxTensor.createTensor(env, in, inShape); OnnxTensor outTensor = OnnxTensor.createTensor(env, out, outShape)) {
+                    for (int i = 0; i < calls; i++) {
+                        try (OrtSession.Result ignored = session.run(Map.of(inName, inTensor), Map.of(outName, outTensor))) {
+                            // Outputs land in the pinned tensor.
+                        }
+                    }
+                }
+                file = session.endProfiling();
+            }
+            // Chrome trace events; a node's compute is its "<name>_kernel_time" event, duration in µs.
+            Map<String, double[]> nodes = new java.util.LinkedHashMap<>();
+            Map<String, String> ops = new java.util.HashMap<>();
+            for (com.fasterxml.jackson.databind.JsonNode event : new com.fasterxml.jackson.databind.ObjectMapper().readTree(Path.of(file).toFile())) {
+                String name = event.path("name").asText();
+                if (event.path("cat").asText().equals("Node") && name.endsWith("_kernel_time")) {
+                    String node = name.substring(0, name.length() - "_kernel_time".length());
+                    double[] sum = nodes.computeIfAbsent(node, k -> new double[2]);
+                    sum[0] += event.path("dur").asDouble();
+                    sum[1]++;
+                    ops.put(node, event.path("args").path("op_name").asText());
+                }
+            }
+            double total = nodes.values().stream().mapToDouble(v -> v[0]).sum();
+            log.printf("ONNX Runtime's profile, batch %d, %d calls (node compute only):%n      us/call  share  node (operator)%n", batch, calls);
+            for (Map.Entry<String, double[]> e : nodes.entrySet()) {
+                double[] v = e.getValue();
+                log.printf("  %11.1f %5.1f%%  %s (%s)%n", v[0] / v[1], 100 * v[0] / total, e.getKey(), ops.get(e.getKey()));
+            }
+        } finally {
+            try (var files = java.nio.file.Files.walk(dir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
+        }
+    }
+
     /** Reference models by folder (../shared/models/NAME/model.onnx) and the zoo block that writes each with the block API. */
     private static final Map<String, String> ZOO = Map.of("mlp", "seed-mlp", "cnn", "small-cnn", "encoder", "tiny-encoder");
 
