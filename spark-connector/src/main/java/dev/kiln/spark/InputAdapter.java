@@ -35,6 +35,15 @@ public abstract class InputAdapter implements Serializable {
         return false;
     }
 
+    /**
+     * Whether a row {@link #write} accepted has its one column's values in the batch byte for byte: a non-null
+     * {@code array<float>} of exactly {@link #width()} elements, as it sits in the row. The scorer then reads them back
+     * from the batch for the output row instead of storing them twice.
+     */
+    boolean copiesVerbatim() {
+        return false;
+    }
+
     /** An adapter reading one column of {@code width} values per row. */
     abstract static class SingleColumn extends InputAdapter {
         private static final long serialVersionUID = 1L;
@@ -105,6 +114,11 @@ public abstract class InputAdapter implements Serializable {
 
         @Override
         public boolean screensNonFinite() {
+            return true;
+        }
+
+        @Override
+        boolean copiesVerbatim() {
             return true;
         }
     }

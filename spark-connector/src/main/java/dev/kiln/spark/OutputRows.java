@@ -14,10 +14,14 @@ import java.util.List;
  * header written, so {@link #putFloats} later only writes the values. The same layout Spark's {@code UnsafeRowWriter}
  * produces (tested against {@code UnsafeProjection}), so no projection is needed downstream.
  * <p>
+ * <b>Deferred columns.</b> A {@code float} array input that the scorer copies verbatim into its Arrow batch need not be
+ * copied twice: {@link #addDeferred} keeps everything of the row but those arrays' values (a 512-float row: 2 KB of
+ * its 2.1), and {@link #emit} assembles the whole row, when it is asked for, into one reused buffer, reading the values
+ * back from the batch. A batch of rows is then written to memory once instead of twice (BENCHMARKS.md, Spark).
+ * <p>
  * Every row lives in one arena reused from batch to batch ({@code UnsafeRow.copy()} per row would allocate 2 KB per
- * 512-float row, a gigabyte per 500k rows). The rows handed out stay valid until {@link #clear()}: the scorer clears
- * only when it reads the next batch, after the consumer has taken every row of this one (Spark's contract: a
- * consumer that keeps a row copies it).
+ * 512-float row, a gigabyte per 500k rows). The rows handed out stay valid until {@link #clear()}, except an assembled
+ * row, valid until the next {@link #emit}: Spark's contract, a consumer that keeps a row copies it.
  */
 final class OutputRows {
     private final int inputFields;
@@ -32,11 +36,26 @@ final class OutputRows {
     private final int[] tailOffset;
     private final int tailBytes;
     private final boolean errorColumn;
+    /** Input ordinals of the deferred float-array columns, and their widths. */
+    private final int[] deferred;
+    private final int[] deferredWidth;
+    private final int inputBitSet;
+    private final int outputBitSet;
+    /** Per row: the arena bytes it was written to (a full row's view, or a deferred row's stored part). */
     private final UnsafeRow[] views;
-    /** Per row of the batch: byte offset (from the row's base) of its reserved tail. */
+    /** Per row: byte offset, in the stored bytes, of its reserved tail. */
     private final int[] tails;
+    /** Per row: the output row's size, and whether its deferred values are left out of the stored bytes. */
+    private final int[] sizes;
+    private final boolean[] isDeferred;
+    /** Per deferred row: where each deferred array's values go in the output row, in increasing order, and which one. */
+    private final int[][] holeAt;
+    private final int[][] holeColumn;
     private byte[] arena = new byte[1 << 16];
     private int used;
+    /** The assembled row {@link #emit} hands out, over a buffer reused from row to row. */
+    private final UnsafeRow assembled;
+    private byte[] assembly = new byte[1 << 12];
 
     /**
      * @param input       the input rows' schema
@@ -44,6 +63,14 @@ final class OutputRows {
      * @param errorColumn whether a (string) error column follows the predictions
      */
     OutputRows(StructType input, List<Integer> predictions, boolean errorColumn, int capacity) {
+        this(input, predictions, errorColumn, capacity, new int[0], new int[0]);
+    }
+
+    /**
+     * @param deferred      input ordinals of {@code array<float>} columns whose values {@link #addDeferred} leaves out
+     * @param deferredWidth the number of floats each of them holds in a deferred row
+     */
+    OutputRows(StructType input, List<Integer> predictions, boolean errorColumn, int capacity, int[] deferred, int[] deferredWidth) {
         this.inputFields = input.size();
         this.outputFields = inputFields + predictions.size() + (errorColumn ? 1 : 0);
         this.inputHeader = UnsafeRow.calculateBitSetWidthInBytes(inputFields) + 8 * inputFields;
@@ -59,8 +86,23 @@ final class OutputRows {
         }
         this.tailBytes = tail;
         this.errorColumn = errorColumn;
+        for (int ordinal : deferred) {
+            if (!input.fields()[ordinal].dataType().equals(org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.FloatType, false))
+                    && !input.fields()[ordinal].dataType().equals(org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.FloatType, true))) {
+                throw new IllegalArgumentException("Only array<float> columns can be deferred, column " + ordinal + " is " + input.fields()[ordinal].dataType().simpleString());
+            }
+        }
+        this.deferred = deferred.clone();
+        this.deferredWidth = deferredWidth.clone();
+        this.inputBitSet = UnsafeRow.calculateBitSetWidthInBytes(inputFields);
+        this.outputBitSet = UnsafeRow.calculateBitSetWidthInBytes(outputFields);
         this.views = new UnsafeRow[capacity];
         this.tails = new int[capacity];
+        this.sizes = new int[capacity];
+        this.isDeferred = new boolean[capacity];
+        this.holeAt = new int[capacity][deferred.length];
+        this.holeColumn = new int[capacity][deferred.length];
+        this.assembled = new UnsafeRow(outputFields);
     }
 
     /** Bytes of an {@code UnsafeArrayData} of {@code width} floats: count, null bitmap, values padded to 8 bytes. */
@@ -78,19 +120,55 @@ final class OutputRows {
      * predictions reserved but not yet written. It stays valid until the next {@link #clear()}.
      */
     UnsafeRow add(UnsafeRow row, int index) {
+        store(row, index, false);
+        return views[index];
+    }
+
+    /**
+     * As {@link #add}, but the values of the deferred columns are not copied: {@link #emit} reads them from where the
+     * caller copied them. Each deferred column of {@code row} must be non-null and hold exactly its width of floats.
+     */
+    void addDeferred(UnsafeRow row, int index) {
+        store(row, index, true);
+    }
+
+    private void store(UnsafeRow row, int index, boolean defer) {
+        Object from = row.getBaseObject();
+        long in = row.getBaseOffset();
         int inputSize = row.getSizeInBytes();
         int variableBytes = inputSize - inputHeader;
         int size = outputHeader + variableBytes + tailBytes;
-        if (used + size > arena.length) {
+        int[] holes = holeAt[index];
+        int[] columns = holeColumn[index];
+        int skipped = 0;
+        if (defer) {
+            for (int j = 0; j < deferred.length; j++) {
+                long offsetAndSize = Platform.getLong(from, in + inputBitSet + 8L * deferred[j]);
+                int width = deferredWidth[j];
+                if (row.isNullAt(deferred[j]) || (int) offsetAndSize != arrayBytes(width) || Platform.getLong(from, in + (offsetAndSize >>> 32)) != width) {
+                    throw new IllegalStateException("Deferred column " + deferred[j] + " of row " + index + " is not an array of " + width + " floats");
+                }
+                // Input coordinates for now: where the array's values start in the input row.
+                int at = (int) (offsetAndSize >>> 32) + 8 + ((width + 63) / 64) * 8;
+                int k = j;
+                while (k > 0 && holes[k - 1] > at) {
+                    holes[k] = holes[k - 1];
+                    columns[k] = columns[k - 1];
+                    k--;
+                }
+                holes[k] = at;
+                columns[k] = j;
+                skipped += 4 * width;
+            }
+        }
+        // Stored parts stay 8-byte aligned (a row with an odd-width deferred array leaves out 4 bytes too many for that).
+        int stored = (size - skipped + 7) & ~7;
+        if (used + stored > arena.length) {
             // Rows already built keep the old array alive through their views; new rows go to a bigger one.
-            arena = new byte[Math.max(arena.length * 2, used + size)];
+            arena = new byte[Math.max(arena.length * 2, used + stored)];
             used = 0;
         }
-        Object from = row.getBaseObject();
-        long in = row.getBaseOffset();
         long base = Platform.BYTE_ARRAY_OFFSET + used;
-        int inputBitSet = UnsafeRow.calculateBitSetWidthInBytes(inputFields);
-        int outputBitSet = UnsafeRow.calculateBitSetWidthInBytes(outputFields);
         Platform.copyMemory(from, in, arena, base, inputBitSet);
         for (int b = inputBitSet; b < outputBitSet; b += 8) {
             Platform.putLong(arena, base + b, 0L);
@@ -105,8 +183,23 @@ final class OutputRows {
                 Platform.putLong(arena, slot, offsetAndSize + shift);
             }
         }
-        Platform.copyMemory(from, in + inputHeader, arena, base + outputHeader, variableBytes);
+        if (defer) {
+            // The variable-length bytes around the holes; the holes move to output coordinates.
+            long read = in + inputHeader;
+            long write = base + outputHeader;
+            for (int k = 0; k < deferred.length; k++) {
+                long gap = in + holes[k] - read;
+                Platform.copyMemory(from, read, arena, write, gap);
+                write += gap;
+                read += gap + 4L * deferredWidth[columns[k]];
+                holes[k] += outputHeader - inputHeader;
+            }
+            Platform.copyMemory(from, read, arena, write, in + inputSize - read);
+        } else {
+            Platform.copyMemory(from, in + inputHeader, arena, base + outputHeader, variableBytes);
+        }
         int tail = outputHeader + variableBytes;
+        int storedTail = tail - skipped;
         for (int k = 0; k < arrayWidth.length; k++) {
             long slot = base + outputBitSet + 8L * (inputFields + k);
             int width = arrayWidth[k];
@@ -115,7 +208,7 @@ final class OutputRows {
                 continue;
             }
             int bytes = arrayBytes(width);
-            long start = base + tail + tailOffset[k];
+            long start = base + storedTail + tailOffset[k];
             Platform.putLong(arena, slot, ((long) (tail + tailOffset[k]) << 32) | bytes);
             Platform.putLong(arena, start, width);
             for (long b = start + 8; b < start + 8 + ((width + 63) / 64) * 8; b += 8) {
@@ -134,10 +227,60 @@ final class OutputRows {
             view = new UnsafeRow(outputFields);
             views[index] = view;
         }
-        view.pointTo(arena, base, size);
-        tails[index] = tail;
-        used += size;
-        return view;
+        view.pointTo(arena, base, stored);
+        tails[index] = storedTail;
+        sizes[index] = size;
+        isDeferred[index] = defer;
+        used += stored;
+    }
+
+    /**
+     * The output row at {@code index}: a full row's own bytes, or a deferred row assembled into a buffer reused by the
+     * next call, with deferred column {@code j}'s values read from off-heap address {@code sources[j]}.
+     */
+    UnsafeRow emit(int index, long[] sources) {
+        if (!isDeferred[index]) {
+            return views[index];
+        }
+        int size = sizes[index];
+        if (assembly.length < size) {
+            assembly = new byte[Math.max(size, 2 * assembly.length)];
+        }
+        assemble(index, sources, assembly);
+        assembled.pointTo(assembly, Platform.BYTE_ARRAY_OFFSET, size);
+        return assembled;
+    }
+
+    /** As {@link #emit}, into bytes of its own: a row to keep (a bad row's input, for its error). */
+    UnsafeRow materialize(int index, long[] sources) {
+        if (!isDeferred[index]) {
+            return views[index].copy();
+        }
+        byte[] bytes = new byte[sizes[index]];
+        assemble(index, sources, bytes);
+        UnsafeRow row = new UnsafeRow(outputFields);
+        row.pointTo(bytes, bytes.length);
+        return row;
+    }
+
+    private void assemble(int index, long[] sources, byte[] into) {
+        UnsafeRow stored = views[index];
+        Object from = stored.getBaseObject();
+        long read = stored.getBaseOffset();
+        long write = Platform.BYTE_ARRAY_OFFSET;
+        long written = 0;
+        int[] holes = holeAt[index];
+        int[] columns = holeColumn[index];
+        for (int k = 0; k < deferred.length; k++) {
+            long gap = holes[k] - written;
+            Platform.copyMemory(from, read, into, write + written, gap);
+            read += gap;
+            written += gap;
+            long bytes = 4L * deferredWidth[columns[k]];
+            Platform.copyMemory(null, sources[columns[k]], into, write + written, bytes);
+            written += bytes;
+        }
+        Platform.copyMemory(from, read, into, write + written, sizes[index] - written);
     }
 
     private void setNull(long base, int ordinal) {
@@ -152,7 +295,10 @@ final class OutputRows {
         Platform.copyMemory(values, Platform.FLOAT_ARRAY_OFFSET, row.getBaseObject(), start, 4L * arrayWidth[column]);
     }
 
-    /** Writes scalar prediction {@code column} of row {@code index}. */
+    /**
+     * Writes scalar prediction {@code column} of row {@code index}. Its slot is in the fixed-width region, which a
+     * deferred row stores as is, so the stored part's view writes it.
+     */
     void putFloat(int index, int column, float value) {
         views[index].setFloat(inputFields + column, value);
     }
@@ -162,8 +308,11 @@ final class OutputRows {
         views[index].setInt(inputFields + column, value);
     }
 
-    /** The output row at {@code index}, as built by the last {@link #add}. */
+    /** The output row at {@code index}, as built by the last {@link #add} (not for a deferred row: see {@link #emit}). */
     UnsafeRow row(int index) {
+        if (isDeferred[index]) {
+            throw new IllegalStateException("Row " + index + " was added deferred: emit or materialize it");
+        }
         return views[index];
     }
 

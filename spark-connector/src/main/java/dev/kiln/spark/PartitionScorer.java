@@ -34,6 +34,8 @@ import java.util.NoSuchElementException;
  */
 final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private static final RootAllocator ROOT = new RootAllocator(Long.MAX_VALUE);
+    /** {@code -Dkiln.spark.deferColumns=false}: output rows copy every input byte when stored (the A/B switch). */
+    private static final boolean DEFER = !"false".equals(System.getProperty("kiln.spark.deferColumns"));
 
     private final ScoringPlan plan;
     private final Iterator<InternalRow> input;
@@ -51,6 +53,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final OutputRows out;
     private final float[][] scratch;
     private final boolean errorColumn;
+    /** Per deferred column (an {@code array<float>} input copied verbatim into the batch): its input, and its source. */
+    private final int[] deferredInput;
+    private final long[] sources;
     /** For input rows that are not UnsafeRows, and for rows without predictions: made when first needed. */
     private UnsafeProjection toUnsafe;
     private UnsafeProjection toOutput;
@@ -107,7 +112,21 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.slots = new int[batchSize];
         this.reasons = new String[batchSize];
         this.errorColumn = !plan.failOnBadRow();
-        this.out = new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(), errorColumn, batchSize);
+        // Float arrays copied verbatim into the batch are not copied into the output rows as well: each output row
+        // reads them back from the batch when it is handed out (OutputRows, "deferred columns").
+        java.util.List<Integer> ordinals = new java.util.ArrayList<>();
+        java.util.List<Integer> deferredInputs = new java.util.ArrayList<>();
+        for (int i = 0; i < vectors.length && DEFER; i++) {
+            InputAdapter adapter = plan.inputs().get(i);
+            if (adapter.copiesVerbatim() && !ordinals.contains(adapter.ordinals()[0])) {
+                ordinals.add(adapter.ordinals()[0]);
+                deferredInputs.add(i);
+            }
+        }
+        this.deferredInput = deferredInputs.stream().mapToInt(Integer::intValue).toArray();
+        this.sources = new long[deferredInput.length];
+        this.out = new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(), errorColumn, batchSize,
+                ordinals.stream().mapToInt(Integer::intValue).toArray(), deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
         this.scratch = new float[plan.outputs().size()][];
         for (int o = 0; o < scratch.length; o++) {
             scratch[o] = new float[plan.outputs().get(o).width()];
@@ -145,7 +164,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         int valid = 0;
         out.clear();
         while (count < batchSize && input.hasNext()) {
-            UnsafeRow row = out.add(unsafe(input.next()), count);
+            // The input row is Spark's, valid until the next input.next(): read into the batch, then stored.
+            UnsafeRow row = unsafe(input.next());
             String reason = null;
             for (int i = 0; i < addresses.length && reason == null; i++) {
                 InputAdapter adapter = plan.inputs().get(i);
@@ -157,7 +177,12 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             if (reason != null && plan.failOnBadRow()) {
                 throw new KilnException(ErrorCode.BAD_INPUT, reason + " (set onError to 'null' to score the other rows)");
             }
-            rows[count] = row;
+            if (reason == null && deferredInput.length > 0) {
+                out.addDeferred(row, count);
+            } else {
+                out.add(row, count);
+            }
+            rows[count] = null;
             slots[count] = reason == null ? valid++ : -1;
             reasons[count] = reason;
             count++;
@@ -184,7 +209,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         }
         for (int r = 0; r < count && valid < count; r++) {
             if (slots[r] < 0) {
-                rows[r] = withoutPredictions(out.row(r), reasons[r]);
+                // Refused while reading (stored whole), or by the screen (taken out of the batch as a whole row).
+                rows[r] = withoutPredictions(rows[r] != null ? (UnsafeRow) rows[r] : out.row(r), reasons[r]);
             }
         }
         long done = System.nanoTime();
@@ -214,7 +240,10 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                 while (slots[r] != slot) {
                     r++;
                 }
-                String reason = "Column '" + adapter.columns() + "' " + where(rows[r], rowsBefore + r) + ": value at index " + index
+                // The whole row, before its slot of the batch is reused: it leaves with null predictions.
+                UnsafeRow whole = out.materialize(r, sources(slot));
+                rows[r] = whole;
+                String reason = "Column '" + adapter.columns() + "' " + where(whole, rowsBefore + r) + ": value at index " + index
                         + " is " + views[i].getFloat((slot * width + index) * 4);
                 if (plan.failOnBadRow()) {
                     throw new KilnException(ErrorCode.BAD_INPUT, reason + " (set onError to 'null' to score the other rows)");
@@ -282,8 +311,20 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         }
         int r = cursor++;
         InternalRow row = rows[r];
-        rows[r] = null;
-        return row;
+        if (row != null) {
+            rows[r] = null;
+            return row;
+        }
+        return out.emit(r, sources(slots[r]));
+    }
+
+    /** Where the deferred columns of the row in batch slot {@code slot} are. */
+    private long[] sources(int slot) {
+        for (int j = 0; j < deferredInput.length; j++) {
+            int i = deferredInput[j];
+            sources[j] = addresses[i] + (long) slot * plan.inputs().get(i).width() * 4;
+        }
+        return sources;
     }
 
     @Override

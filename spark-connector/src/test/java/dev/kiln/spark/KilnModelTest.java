@@ -396,6 +396,52 @@ class KilnModelTest {
         assertThat(floats(out.get(4), "y")).containsExactly(6.5f, 3f);
     }
 
+    /**
+     * Output rows read their float features back from the Arrow batch rather than storing them twice (OutputRows,
+     * "deferred columns"). A two-input model y = x + 2 z over a float array, a string and a double array in between and
+     * after: every row's columns come out as they went in, the predictions by hand, and a row the batch screen takes out
+     * for a NaN in the double column keeps its float features (copied whole before its batch slot was reused).
+     */
+    @Test
+    void everyInputColumnComesOutAsItWentInWithTheFeaturesReadBackFromTheBatch() {
+        dev.kiln.engine.nn.Block twoInputs = new dev.kiln.engine.nn.Block() {
+            @Override
+            protected List<Tensor> forwardInternal(List<Tensor> inputs) {
+                return List.of(inputs.get(0).add(inputs.get(1).mul(Tensor.of(new long[] {1}, new float[] {2}))));
+            }
+        };
+        String uri = SparkTestSupport.save(twoInputs, Signature.builder().input("x", Shape.batched(3)).input("z", Shape.batched(3)).output("y").build(),
+                dir.resolve("two-inputs.kiln"));
+        StructType schema = new StructType().add("id", DataTypes.LongType, false)
+                .add("features", DataTypes.createArrayType(DataTypes.FloatType, false), true)
+                .add("tag", DataTypes.StringType, true)
+                .add("z", DataTypes.createArrayType(DataTypes.DoubleType, false), true);
+        List<Row> data = new ArrayList<>();
+        int n = 23;
+        for (int i = 0; i < n; i++) {
+            double bad = i % 7 == 3 ? Double.NaN : 0.25;
+            data.add(RowFactory.create((long) i, List.of(i + 0.5f, -i - 0.25f, 1f / (i + 1)), "row-" + "x".repeat(i % 5) + i,
+                    List.of(1.0 * i, bad, -2.0)));
+        }
+        List<Row> out = new KilnModel().setModelUri(uri).setInputCols("features", "z").setOutputCols("y").setOnError("null").setBatchSize(5)
+                .transform(spark.createDataFrame(data, schema).repartition(2).sortWithinPartitions("id")).orderBy("id").collectAsList();
+        assertThat(out).hasSize(n);
+        for (int i = 0; i < n; i++) {
+            Row row = out.get(i);
+            assertThat(row.getLong(0)).isEqualTo(i);
+            assertThat(floats(row, "features")).as("row %d", i).containsExactly(i + 0.5f, -i - 0.25f, 1f / (i + 1));
+            assertThat(row.getString(2)).isEqualTo("row-" + "x".repeat(i % 5) + i);
+            assertThat(row.getList(3)).hasSize(3);
+            if (i % 7 == 3) {
+                assertThat(row.isNullAt(4)).as("row %d", i).isTrue();
+                assertThat(row.getString(5)).as("row %d", i).contains("Column 'z'").contains("value at index 1 is NaN");
+            } else {
+                assertThat(floats(row, "y")).as("row %d", i).containsExactly(i + 0.5f + 2f * i, -i - 0.25f + 0.5f, 1f / (i + 1) - 4f);
+                assertThat(row.isNullAt(5)).isTrue();
+            }
+        }
+    }
+
     /** y = relu(x W^T + b) of {@link #handModel()}, worked out by hand for one row. */
     private static float[] byHand(float x0, float x1) {
         return new float[] {Math.max(0, x0 + 2 * x1 + 0.5f), Math.max(0, -x0 + 0.5f * x1 - 1)};

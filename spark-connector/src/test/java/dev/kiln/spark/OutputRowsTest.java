@@ -104,6 +104,134 @@ class OutputRowsTest {
         }
     }
 
+    /**
+     * Deferred columns: rows whose float arrays are left out when stored and read back from an off-heap batch when
+     * emitted must still be, byte for byte, Spark's projection of the input joined with the predictions; so must the
+     * rows stored whole beside them (a null or wrong-length array), and the kept copies {@code materialize} makes.
+     */
+    @Test
+    void deferredRowsMatchSparksProjectionWhenTheirValuesComeFromTheBatch() {
+        Random random = new Random(11);
+        DataType floats = DataTypes.createArrayType(DataTypes.FloatType, false);
+        for (int trial = 0; trial < 60; trial++) {
+            int fields = trial % 3 == 0 ? 62 + random.nextInt(4) : 1 + random.nextInt(8);
+            StructType input = new StructType();
+            for (int i = 0; i < fields; i++) {
+                input = input.add("c" + i, KINDS[random.nextInt(KINDS.length)], true);
+            }
+            // One or two deferred float arrays, anywhere among the fields, of widths odd and even.
+            int deferredCount = Math.min(fields, 1 + random.nextInt(2));
+            int[] deferred = random.ints(0, fields).distinct().limit(deferredCount).sorted().toArray();
+            int[] widths = new int[deferred.length];
+            StructType withArrays = new StructType();
+            for (int i = 0; i < fields; i++) {
+                int j = java.util.Arrays.binarySearch(deferred, i);
+                withArrays = withArrays.add("c" + i, j >= 0 ? floats : input.fields()[i].dataType(), true);
+                if (j >= 0) {
+                    widths[j] = new int[] {1, 3, 64, 65, 512}[random.nextInt(5)];
+                }
+            }
+            StructType in = withArrays;
+            int predictions = 1 + random.nextInt(2);
+            List<Integer> predictionWidths = new ArrayList<>();
+            StructType output = in;
+            for (int k = 0; k < predictions; k++) {
+                int width = new int[] {0, 2, 3}[random.nextInt(3)];
+                predictionWidths.add(width);
+                output = output.add("p" + k, width == 0 ? DataTypes.FloatType : floats, true);
+            }
+            boolean errorColumn = random.nextBoolean();
+            if (errorColumn) {
+                output = output.add("error", DataTypes.StringType, true);
+            }
+            UnsafeProjection source = UnsafeProjection.create(in);
+            UnsafeProjection expected = UnsafeProjection.create(output);
+            int batch = 1 + random.nextInt(40);
+            OutputRows rows = new OutputRows(in, predictionWidths, errorColumn, batch, deferred, widths);
+            long[] addresses = new long[deferred.length];
+            for (int j = 0; j < deferred.length; j++) {
+                addresses[j] = org.apache.spark.unsafe.Platform.allocateMemory((long) batch * widths[j] * 4);
+            }
+            try {
+            for (int b = 0; b < 3; b++) {
+                rows.clear();
+                InternalRow[] inputs = new InternalRow[batch];
+                Object[][] predictionValues = new Object[batch][];
+                int[] slot = new int[batch];
+                int slots = 0;
+                for (int r = 0; r < batch; r++) {
+                    GenericInternalRow row = (GenericInternalRow) randomRow(in, random);
+                    boolean whole = true;
+                    for (int j = 0; j < deferred.length; j++) {
+                        int kind = random.nextInt(10);
+                        float[] values = new float[kind == 0 ? widths[j] + 1 : widths[j]];
+                        for (int i = 0; i < values.length; i++) {
+                            values[i] = random.nextFloat() - 0.5f;
+                        }
+                        row.update(deferred[j], kind == 1 ? null : UnsafeArrayData.fromPrimitiveArray(values));
+                        whole &= kind > 1;
+                    }
+                    inputs[r] = row;
+                    UnsafeRow unsafe = source.apply(row);
+                    if (whole) {
+                        // What the scorer's adapter does: the array's values into the batch slot, then the rest stored.
+                        for (int j = 0; j < deferred.length; j++) {
+                            float[] values = unsafe.getArray(deferred[j]).toFloatArray();
+                            for (int i = 0; i < widths[j]; i++) {
+                                org.apache.spark.unsafe.Platform.putFloat(null, addresses[j] + (slots * (long) widths[j] + i) * 4, values[i]);
+                            }
+                        }
+                        rows.addDeferred(unsafe, r);
+                        slot[r] = slots++;
+                    } else {
+                        rows.add(unsafe, r);
+                        slot[r] = -1;
+                    }
+                }
+                for (int r = 0; r < batch; r++) {
+                    predictionValues[r] = new Object[predictions + (errorColumn ? 1 : 0)];
+                    for (int k = 0; k < predictions; k++) {
+                        if (predictionWidths.get(k) > 0) {
+                            float[] values = new float[predictionWidths.get(k)];
+                            for (int i = 0; i < values.length; i++) {
+                                values[i] = random.nextFloat();
+                            }
+                            rows.putFloats(r, k, values);
+                            predictionValues[r][k] = UnsafeArrayData.fromPrimitiveArray(values);
+                        } else {
+                            float value = random.nextFloat();
+                            rows.putFloat(r, k, value);
+                            predictionValues[r][k] = value;
+                        }
+                    }
+                }
+                for (int r = 0; r < batch; r++) {
+                    long[] sources = new long[deferred.length];
+                    for (int j = 0; j < deferred.length; j++) {
+                        sources[j] = addresses[j] + (long) Math.max(slot[r], 0) * widths[j] * 4;
+                    }
+                    byte[] want = expected.apply(new JoinedRow(inputs[r], new GenericInternalRow(predictionValues[r]))).getBytes();
+                    String what = String.format("trial %d batch %d row %d (%s) of %s", trial, b, r, slot[r] < 0 ? "stored whole" : "deferred", output.simpleString());
+                    UnsafeRow kept = rows.materialize(r, sources);
+                    UnsafeRow emitted = rows.emit(r, sources);
+                    assertThat(emitted.getBytes()).as(what).isEqualTo(want);
+                    assertThat(emitted.numFields()).isEqualTo(output.size());
+                    assertThat(kept.getBytes()).as("kept copy of " + what).isEqualTo(want);
+                    if (slot[r] >= 0) {
+                        int index = r;
+                        org.assertj.core.api.Assertions.assertThatThrownBy(() -> rows.row(index))
+                                .isInstanceOf(IllegalStateException.class).hasMessageContaining("deferred");
+                    }
+                }
+            }
+            } finally {
+                for (long address : addresses) {
+                    org.apache.spark.unsafe.Platform.freeMemory(address);
+                }
+            }
+        }
+    }
+
     private static InternalRow randomRow(StructType schema, Random random) {
         GenericInternalRow row = new GenericInternalRow(schema.size());
         for (int i = 0; i < schema.size(); i++) {
