@@ -41,7 +41,8 @@ final class BenchCommand implements KilnCli.Command {
                 "  --peers    instead: Kiln (eager; compiled with the input copied in, and bound zero-copy) vs ONNX Runtime on an ONNX file (default ../shared/models/mlp/model.onnx) and the sgemm ceilings (OpenBLAS, oneDNN);",
                 "             eager runs the reference model's zoo block with the weights.safetensors beside the file;",
                 "             --threads 1,2 runs that many workers at once (own executor / ORT tensors each)",
-                "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; first --batch)",
+                "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; --batch: the transform's batch sizes,",
+                "             interleaved; default KilnModel's own)",
                 "  --jmh      instead: the JMH kernel suite (KernelBenchmarks); --only NAME picks benchmarks, e.g. --only seedMlp",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
@@ -78,7 +79,8 @@ final class BenchCommand implements KilnCli.Command {
             return 0;
         }
         if (args.flag("spark")) {
-            SparkBenchmark.run(args.getInt("rows", 1_000_000), args.getInt("reps", 3), args.getIntList("batch", "1024").get(0), out);
+            // Without --batch: KilnModel's own batch size (0 there).
+            SparkBenchmark.run(args.getInt("rows", 1_000_000), args.getInt("reps", 3), args.has("batch") ? args.getIntList("batch", null) : List.of(0), out);
             return 0;
         }
         ModelZoo.Entry entry = ModelZoo.get(args.get("model", "zoo:seed-mlp"));

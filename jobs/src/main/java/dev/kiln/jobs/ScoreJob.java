@@ -81,11 +81,15 @@ public final class ScoreJob implements KilnCli.Command {
                 throw new KilnException(ErrorCode.IO_ERROR, "Cannot read input table " + input + ": " + firstLine(e.getMessage()), e);
             }
             KilnModel kiln = new KilnModel().setModelUri(model).setInputCols(inputCols).setOutputCols(outputCols)
-                    .setBatchSize(args.getInt("batch-size", Integer.parseInt(defaults.getProperty("kiln.batchSize", "1024"))))
                     .setDevice(args.get("device", defaults.getProperty("kiln.device", "auto")))
                     .setOnError(args.get("on-error", defaults.getProperty("kiln.onError", "fail")))
                     .setBroadcastThreshold(Long.parseLong(defaults.getProperty("kiln.broadcastThreshold", String.valueOf(64L << 20))))
                     .setOutputTransform(args.get("output-transform", "none"));
+            // Unset (no option, no kiln.batchSize): KilnModel sizes batches to its input (1 MiB of it).
+            String batchSize = args.has("batch-size") ? String.valueOf(args.getInt("batch-size", 0)) : defaults.getProperty("kiln.batchSize", "").trim();
+            if (!batchSize.isEmpty()) {
+                kiln.setBatchSize(Integer.parseInt(batchSize));
+            }
             if (args.has("key-col")) {
                 kiln.setKeyCol(args.get("key-col", null));
             }

@@ -69,7 +69,7 @@ final class SparkDemo {
             generate(spark, rows).write().mode(SaveMode.Overwrite).parquet(input.toString());
             out.printf("   generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
 
-            KilnModel kiln = new KilnModel().setModelUri(modelUri).setInputCols("features").setOutputCols("scores").setBatchSize(1024);
+            KilnModel kiln = new KilnModel().setModelUri(modelUri).setInputCols("features").setOutputCols("scores");
             out.printf("   scoring -> %s ...%n", output);
             long t1 = System.nanoTime();
             Dataset<Row> scored = kiln.transform(spark.read().parquet(input.toString()));

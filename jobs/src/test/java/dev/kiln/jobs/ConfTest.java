@@ -30,7 +30,8 @@ class ConfTest {
     @Test
     void kilnDefaultsAreValidSettings() {
         Properties defaults = ScoreJob.defaults(CONF.resolve("kiln-defaults.properties").toString());
-        assertThat(Integer.parseInt(defaults.getProperty("kiln.batchSize"))).isPositive();
+        // Left unset on purpose: KilnModel then sizes batches to 1 MiB of model input.
+        assertThat(defaults.getProperty("kiln.batchSize")).isNull();
         assertThat(Long.parseLong(defaults.getProperty("kiln.broadcastThreshold"))).isPositive();
         assertThat(dev.kiln.spark.Device.validateSetting(defaults.getProperty("kiln.device"))).isEqualTo("auto");
         assertThat(defaults.getProperty("kiln.onError")).isIn("fail", "null");

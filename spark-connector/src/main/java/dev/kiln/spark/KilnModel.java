@@ -40,7 +40,7 @@ import java.util.Locale;
  *     .setModelUri("hdfs://nn/models/mlp.kiln")
  *     .setInputCols("features")          // array<float>, array<double>, ML Vector, or numeric columns
  *     .setOutputCols("scores")           // array<float>, or float when the output has one value per row
- *     .setBatchSize(1024)
+ *     .setBatchSize(512)                 // optional: by default, as many rows as fit 1 MiB of input
  *     .transform(df);
  * }</pre>
  * Input columns map to the model's inputs in order; a one-input model may instead take several numeric columns,
@@ -78,7 +78,8 @@ public class KilnModel extends Transformer {
         this.inputCols = new StringArrayParam(this, "inputCols", "columns feeding the model's inputs, in order");
         this.outputCols = new StringArrayParam(this, "outputCols", "names of the prediction columns, one per model output used");
         this.outputTransform = new Param<>(this, "outputTransform", "none, argmax (int column) or softmax");
-        this.batchSize = new IntParam(this, "batchSize", "rows per batch");
+        this.batchSize = new IntParam(this, "batchSize", "rows per batch (unset: as many as fit " + (AUTO_BATCH_BYTES >> 20)
+                + " MiB of input, " + AUTO_BATCH_MIN + " to " + AUTO_BATCH_MAX + ")");
         this.device = new Param<>(this, "device", "auto (the task's GPU if Spark assigned one, else CPU), cpu, or cuda:N");
         this.onError = new Param<>(this, "onError", "fail: a bad input row fails the job; null: it gets null predictions and an error message");
         this.errorCol = new Param<>(this, "errorCol", "column for the error message of rows that could not be scored (onError=null)");
@@ -86,7 +87,6 @@ public class KilnModel extends Transformer {
         this.broadcastThreshold = new LongParam(this, "broadcastThreshold", "model files up to this many bytes travel in a broadcast");
         setDefault(outputCols, new String[] {"prediction"});
         setDefault(outputTransform, "none");
-        setDefault(batchSize, 1024);
         setDefault(device, "auto");
         setDefault(onError, "fail");
         setDefault(errorCol, "kiln_error");
@@ -162,6 +162,34 @@ public class KilnModel extends Transformer {
         transformOf(value);
         set(outputTransform, value);
         return this;
+    }
+
+    /**
+     * Input bytes per batch when {@code batchSize} is not set. A batch's input, written by the task, read by the
+     * engine and read again for the output rows, then stays in the core's 1 MiB L2 cache: the seed MLP (2 KB rows)
+     * scored 5-10% faster through Spark at 512 rows than at 1,024 (BENCHMARKS.md, Spark, eighth session).
+     */
+    static final int AUTO_BATCH_BYTES = 1 << 20;
+    static final int AUTO_BATCH_MIN = 64;
+    static final int AUTO_BATCH_MAX = 4096;
+
+    /**
+     * The batch size a transform of a frame with {@code schema} uses: {@code batchSize} when set, otherwise as many
+     * rows as fit {@value #AUTO_BATCH_BYTES} bytes of model input (a multiple of 64, from {@value #AUTO_BATCH_MIN} to
+     * {@value #AUTO_BATCH_MAX}; 512 for 512 floats per row).
+     */
+    public int batchSizeFor(StructType schema) {
+        return batchSizeFor(plan(schema, signature()).inputs());
+    }
+
+    private int batchSizeFor(List<InputAdapter> inputs) {
+        return isDefined(batchSize) ? (Integer) $(batchSize) : autoBatchSize(inputs.stream().mapToLong(a -> 4L * a.width()).sum());
+    }
+
+    /** Rows of {@code rowBytes} input bytes each that fit {@link #AUTO_BATCH_BYTES}, a multiple of 64, clamped. */
+    static int autoBatchSize(long rowBytes) {
+        long rows = AUTO_BATCH_BYTES / Math.max(1, rowBytes) / 64 * 64;
+        return (int) Math.max(AUTO_BATCH_MIN, Math.min(AUTO_BATCH_MAX, rows));
     }
 
     public KilnModel setBatchSize(int value) {
@@ -387,7 +415,7 @@ public class KilnModel extends Transformer {
         KilnMetrics metrics = new KilnMetrics(spark.sparkContext(), uid);
         lastMetrics = metrics;
         KilnJobListener.watch(spark.sparkContext(), metrics);
-        ScoringPlan plan = new ScoringPlan(model, mapping.inputs(), mapping.outputs(), (Integer) $(batchSize), $(device),
+        ScoringPlan plan = new ScoringPlan(model, mapping.inputs(), mapping.outputs(), batchSizeFor(mapping.inputs()), $(device),
                 $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : frame.schema().fields()[keyOrdinal].dataType(), metrics,
                 frame.schema(), mapping.outputSchema());
         boolean internal = SparkInternals.available() && Boolean.parseBoolean(spark.conf().get("spark.kiln.useInternalRows", "true"));

@@ -568,6 +568,23 @@ class KilnModelTest {
         }
     }
 
+    /** Unset, the batch holds 1 MiB of model input: worked out by hand for a few row widths, and shown by explain. */
+    @Test
+    void withoutABatchSizeBatchesHoldOneMebibyteOfInput() {
+        assertThat(KilnModel.autoBatchSize(512 * 4)).isEqualTo(512);
+        assertThat(KilnModel.autoBatchSize(784 * 4)).isEqualTo(320);
+        assertThat(KilnModel.autoBatchSize(2 * 4)).isEqualTo(4096);
+        assertThat(KilnModel.autoBatchSize(1 << 20)).isEqualTo(64);
+        StructType schema = new StructType().add("features", DataTypes.createArrayType(DataTypes.FloatType, false));
+        assertThat(new KilnModel().setModelUri(mlpUri).setInputCols("features").batchSizeFor(schema)).isEqualTo(512);
+        assertThat(new KilnModel().setModelUri(mlpUri).setInputCols("features").setBatchSize(100).batchSizeFor(schema)).isEqualTo(100);
+        // The hand model's rows are 2 floats: the most rows a batch holds.
+        Dataset<Row> scored = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y")
+                .transform(featureRows(List.of(new float[] {3, 1}), 1));
+        assertThat(scored.queryExecution().executedPlan().toString()).contains("batch 4096");
+        assertThat(floats(scored.collectAsList().get(0), "y")).containsExactly(5.5f, 0f);
+    }
+
     @Test
     void transformSchemaChecksColumnsBeforeAnyJob() {
         StructType schema = new StructType().add("features", DataTypes.StringType).add("a", DataTypes.DoubleType).add("y", DataTypes.DoubleType);
