@@ -315,6 +315,18 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             rows[r] = null;
             return row;
         }
+        return emit(r);
+    }
+
+    /**
+     * Assembles output row {@code r}, reading its deferred features from the Arrow batch: synchronized with
+     * {@link #close}, which frees that batch, for a consumer on another thread than the task's (a Python runner's
+     * writer thread reads its input that way) racing the task-completion listener.
+     */
+    private synchronized InternalRow emit(int r) {
+        if (closed) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The partition scorer was closed (task completed) while its rows were being read");
+        }
         return out.emit(r, sources(slots[r]));
     }
 
