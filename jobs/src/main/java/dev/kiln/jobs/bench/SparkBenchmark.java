@@ -54,6 +54,15 @@ public final class SparkBenchmark {
      * counted as Spark's gain. Returns one result per batch size.
      */
     public static List<Result> run(long rows, int repetitions, List<Integer> batches, PrintStream log) throws Exception {
+        return run(rows, repetitions, batches, null, log);
+    }
+
+    /**
+     * As {@link #run(long, int, List, PrintStream)}, reading {@code parquet} (a table with an {@code array<float>[512]}
+     * column named {@code features}, as {@code bin/kiln demo} writes) instead of generated, cached rows, when not null:
+     * the bare scan is then the Parquet decoding that scoring also pays.
+     */
+    public static List<Result> run(long rows, int repetitions, List<Integer> batches, String parquet, PrintStream log) throws Exception {
         Path dir = Files.createTempDirectory("kiln-spark-bench");
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
         entry.block().setSeed(2024);
@@ -65,8 +74,14 @@ public final class SparkBenchmark {
                 .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                 .getOrCreate();
         try {
-            log.printf("Generating and caching %,d rows of array<float>[512] ...%n", rows);
-            Dataset<Row> input = generate(spark, rows).cache();
+            Dataset<Row> input;
+            if (parquet == null) {
+                log.printf("Generating and caching %,d rows of array<float>[512] ...%n", rows);
+                input = generate(spark, rows).cache();
+            } else {
+                log.printf("Reading %s (Parquet, not cached: every pass decodes it) ...%n", parquet);
+                input = spark.read().parquet(parquet);
+            }
             long count = input.count();
             int variants = batches.size();
             KilnModel[] kiln = new KilnModel[variants];
