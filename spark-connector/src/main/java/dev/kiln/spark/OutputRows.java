@@ -87,8 +87,8 @@ final class OutputRows {
         this.tailBytes = tail;
         this.errorColumn = errorColumn;
         for (int ordinal : deferred) {
-            if (!input.fields()[ordinal].dataType().equals(org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.FloatType, false))
-                    && !input.fields()[ordinal].dataType().equals(org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.FloatType, true))) {
+            if (!(input.fields()[ordinal].dataType() instanceof org.apache.spark.sql.types.ArrayType array
+                    && array.elementType() == org.apache.spark.sql.types.DataTypes.FloatType)) {
                 throw new IllegalArgumentException("Only array<float> columns can be deferred, column " + ordinal + " is " + input.fields()[ordinal].dataType().simpleString());
             }
         }

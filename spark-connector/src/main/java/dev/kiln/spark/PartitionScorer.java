@@ -53,8 +53,12 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final OutputRows out;
     private final float[][] scratch;
     private final boolean errorColumn;
-    /** Per deferred column (an {@code array<float>} input copied verbatim into the batch): its input, and its source. */
-    private final int[] deferredInput;
+    /**
+     * Per deferred column (an {@code array<float>} input copied verbatim into the batch): its batch's address and bytes
+     * per row, and where the row being handed out has it.
+     */
+    private final long[] deferredBatch;
+    private final long[] deferredRowBytes;
     private final long[] sources;
     /** For input rows that are not UnsafeRows, and for rows without predictions: made when first needed. */
     private UnsafeProjection toUnsafe;
@@ -123,8 +127,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                 deferredInputs.add(i);
             }
         }
-        this.deferredInput = deferredInputs.stream().mapToInt(Integer::intValue).toArray();
-        this.sources = new long[deferredInput.length];
+        this.deferredBatch = deferredInputs.stream().mapToLong(i -> addresses[i]).toArray();
+        this.deferredRowBytes = deferredInputs.stream().mapToLong(i -> 4L * plan.inputs().get(i).width()).toArray();
+        this.sources = new long[deferredBatch.length];
         this.out = new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(), errorColumn, batchSize,
                 ordinals.stream().mapToInt(Integer::intValue).toArray(), deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
         this.scratch = new float[plan.outputs().size()][];
@@ -177,7 +182,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             if (reason != null && plan.failOnBadRow()) {
                 throw new KilnException(ErrorCode.BAD_INPUT, reason + " (set onError to 'null' to score the other rows)");
             }
-            if (reason == null && deferredInput.length > 0) {
+            if (reason == null && deferredBatch.length > 0) {
                 out.addDeferred(row, count);
             } else {
                 out.add(row, count);
@@ -332,9 +337,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
 
     /** Where the deferred columns of the row in batch slot {@code slot} are. */
     private long[] sources(int slot) {
-        for (int j = 0; j < deferredInput.length; j++) {
-            int i = deferredInput[j];
-            sources[j] = addresses[i] + (long) slot * plan.inputs().get(i).width() * 4;
+        for (int j = 0; j < deferredBatch.length; j++) {
+            sources[j] = deferredBatch[j] + slot * deferredRowBytes[j];
         }
         return sources;
     }
