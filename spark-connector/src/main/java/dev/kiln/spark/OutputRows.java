@@ -86,10 +86,16 @@ final class OutputRows {
         }
         this.tailBytes = tail;
         this.errorColumn = errorColumn;
-        for (int ordinal : deferred) {
+        for (int j = 0; j < deferred.length; j++) {
+            int ordinal = deferred[j];
             if (!(input.fields()[ordinal].dataType() instanceof org.apache.spark.sql.types.ArrayType array
-                    && array.elementType() == org.apache.spark.sql.types.DataTypes.FloatType)) {
+                    && array.elementType().equals(org.apache.spark.sql.types.DataTypes.FloatType))) {
                 throw new IllegalArgumentException("Only array<float> columns can be deferred, column " + ordinal + " is " + input.fields()[ordinal].dataType().simpleString());
+            }
+            for (int earlier = 0; earlier < j; earlier++) {
+                if (deferred[earlier] == ordinal) {
+                    throw new IllegalArgumentException("Column " + ordinal + " is deferred twice");
+                }
             }
         }
         this.deferred = deferred.clone();
@@ -126,10 +132,28 @@ final class OutputRows {
 
     /**
      * As {@link #add}, but the values of the deferred columns are not copied: {@link #emit} reads them from where the
-     * caller copied them. Each deferred column of {@code row} must be non-null and hold exactly its width of floats.
+     * caller copied them. Each deferred column of {@code row} must be non-null and hold exactly its width of floats; a
+     * row whose arrays are not laid out as Spark's writers lay them out (numElements, null bitmap, values padded to 8
+     * bytes) is stored whole instead.
      */
     void addDeferred(UnsafeRow row, int index) {
-        store(row, index, true);
+        store(row, index, deferrable(row));
+    }
+
+    private boolean deferrable(UnsafeRow row) {
+        for (int j = 0; j < deferred.length; j++) {
+            long offsetAndSize = Platform.getLong(row.getBaseObject(), row.getBaseOffset() + inputBitSet + 8L * deferred[j]);
+            if (row.isNullAt(deferred[j]) || (int) offsetAndSize != arrayBytes(deferredWidth[j])
+                    || Platform.getLong(row.getBaseObject(), row.getBaseOffset() + (offsetAndSize >>> 32)) != deferredWidth[j]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether row {@code index} was stored without its deferred values (so {@link #emit} reads them back). */
+    boolean isDeferred(int index) {
+        return isDeferred[index];
     }
 
     private void store(UnsafeRow row, int index, boolean defer) {
@@ -145,9 +169,6 @@ final class OutputRows {
             for (int j = 0; j < deferred.length; j++) {
                 long offsetAndSize = Platform.getLong(from, in + inputBitSet + 8L * deferred[j]);
                 int width = deferredWidth[j];
-                if (row.isNullAt(deferred[j]) || (int) offsetAndSize != arrayBytes(width) || Platform.getLong(from, in + (offsetAndSize >>> 32)) != width) {
-                    throw new IllegalStateException("Deferred column " + deferred[j] + " of row " + index + " is not an array of " + width + " floats");
-                }
                 // Input coordinates for now: where the array's values start in the input row.
                 int at = (int) (offsetAndSize >>> 32) + 8 + ((width + 63) / 64) * 8;
                 int k = j;

@@ -320,7 +320,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             rows[r] = null;
             return row;
         }
-        return emit(r);
+        return out.isDeferred(r) ? emit(r) : out.row(r);
     }
 
     /**

@@ -121,11 +121,13 @@ class OutputRowsTest {
             }
             // One or two deferred float arrays, anywhere among the fields, of widths odd and even.
             int deferredCount = Math.min(fields, 1 + random.nextInt(2));
-            int[] deferred = random.ints(0, fields).distinct().limit(deferredCount).sorted().toArray();
+            // In no particular order: the scorer passes them in the order of the model's inputs.
+            int[] deferred = random.ints(0, fields).distinct().limit(deferredCount).toArray();
             int[] widths = new int[deferred.length];
             StructType withArrays = new StructType();
             for (int i = 0; i < fields; i++) {
-                int j = java.util.Arrays.binarySearch(deferred, i);
+                int column = i;
+                int j = java.util.stream.IntStream.range(0, deferred.length).filter(k -> deferred[k] == column).findFirst().orElse(-1);
                 withArrays = withArrays.add("c" + i, j >= 0 ? floats : input.fields()[i].dataType(), true);
                 if (j >= 0) {
                     widths[j] = new int[] {1, 3, 64, 65, 512}[random.nextInt(5)];
@@ -184,7 +186,13 @@ class OutputRowsTest {
                         rows.addDeferred(unsafe, r);
                         slot[r] = slots++;
                     } else {
-                        rows.add(unsafe, r);
+                        // A null or wrong-length array: the scorer stores such rows whole; given one, addDeferred does too.
+                        if (random.nextBoolean()) {
+                            rows.add(unsafe, r);
+                        } else {
+                            rows.addDeferred(unsafe, r);
+                        }
+                        assertThat(rows.isDeferred(r)).isFalse();
                         slot[r] = -1;
                     }
                 }
