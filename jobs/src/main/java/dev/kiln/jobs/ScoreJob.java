@@ -88,7 +88,11 @@ public final class ScoreJob implements KilnCli.Command {
             // Unset (no option, no kiln.batchSize): KilnModel sizes batches to its input (1 MiB of it).
             String batchSize = args.has("batch-size") ? String.valueOf(args.getInt("batch-size", 0)) : defaults.getProperty("kiln.batchSize", "").trim();
             if (!batchSize.isEmpty()) {
-                kiln.setBatchSize(Integer.parseInt(batchSize));
+                try {
+                    kiln.setBatchSize(Integer.parseInt(batchSize));
+                } catch (NumberFormatException e) {
+                    throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "kiln.batchSize in the defaults file must be a positive integer, got '%s'", batchSize);
+                }
             }
             if (args.has("key-col")) {
                 kiln.setKeyCol(args.get("key-col", null));

@@ -167,7 +167,8 @@ public class KilnModel extends Transformer {
     /**
      * Input bytes per batch when {@code batchSize} is not set. A batch's input, written by the task, read by the
      * engine and read again for the output rows, then stays in the core's 1 MiB L2 cache: the seed MLP (2 KB rows)
-     * scored 5-10% faster through Spark at 512 rows than at 1,024 (BENCHMARKS.md, Spark, eighth session).
+     * scored 1-12% faster through Spark at 512 rows than at 1,024 in four comparisons (BENCHMARKS.md, Spark, eighth
+     * session).
      */
     static final int AUTO_BATCH_BYTES = 1 << 20;
     static final int AUTO_BATCH_MIN = 64;
