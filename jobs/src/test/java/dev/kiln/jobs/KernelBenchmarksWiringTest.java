@@ -15,7 +15,7 @@ class KernelBenchmarksWiringTest {
             assertThat(in).as("META-INF/BenchmarkList (jmh-generator-annprocess on the compile path)").isNotNull();
             String list = new String(in.readAllBytes(), StandardCharsets.UTF_8);
             for (String benchmark : new String[] {"seedMlp", "dense512x256Relu", "cnnConv2Batch256", "cnnMaxPoolBatch256",
-                    "attentionSoftmaxBatch64", "geluBatch64"}) {
+                    "attentionSoftmaxBatch64", "geluBatch64", "rowCopyBatch512"}) {
                 assertThat(list).contains("KernelBenchmarks_" + benchmark + "_jmhTest");
             }
         }

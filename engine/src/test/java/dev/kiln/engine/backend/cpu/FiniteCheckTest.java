@@ -15,7 +15,7 @@ class FiniteCheckTest {
     @Test
     void findsTheFirstNonFiniteValueAnywhere() {
         Random random = new Random(7);
-        for (int count : new int[] {1, 3, 15, 16, 17, 513, 1023, 1024, 1025, 4099}) {
+        for (int count : new int[] {1, 3, 15, 16, 17, 63, 64, 65, 79, 513, 1023, 1024, 1025, 4099}) {
             for (int trial = 0; trial < 40; trial++) {
                 int offset = 4 * random.nextInt(3);
                 ByteBuffer buffer = ByteBuffer.allocateDirect(offset + 4 * count).order(ByteOrder.LITTLE_ENDIAN);

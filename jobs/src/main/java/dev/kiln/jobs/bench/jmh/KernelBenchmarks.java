@@ -35,8 +35,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * The CPU backend's kernels one at a time, each as a one-node compiled graph on the shapes of the reference models
  * (the seed MLP's first dense layer, the CNN's second convolution and its pooling, the encoder's attention softmax and
- * GELU), plus the whole seed MLP at batch 1 and 1024. Run with {@code bin/kiln bench --jmh [REGEX]}; the forked JVMs
- * inherit bin/kiln's flags and environment (OpenBLAS core type, one BLAS thread, the Vector API module).
+ * GELU), plus the whole seed MLP at batch 1 and 1024, and the Spark connector's per-row batch copy. Run with
+ * {@code bin/kiln bench --jmh [REGEX]}; the forked JVMs inherit bin/kiln's flags and environment (OpenBLAS core type, one BLAS thread, the Vector API module).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
@@ -99,6 +99,32 @@ public class KernelBenchmarks {
             v[i] = (float) (random.nextGaussian() * 0.05);
         }
         return TensorData.ofFloats(shape, v);
+    }
+
+    /**
+     * What the Spark connector does per row while it builds a batch: 512 floats copied from a row's bytes on the heap
+     * (at the odd offset an array body has in Spark's rows) into an off-heap batch of 512 rows, screened for NaN and
+     * infinities in the same pass; {@code bare} copies without the screen, the floor of the fused copy.
+     */
+    @State(Scope.Thread)
+    public static class RowCopy {
+        @Param({"checked", "bare"})
+        public String mode;
+        final byte[][] rows = new byte[64][];
+        java.nio.ByteBuffer batch;
+
+        @Setup(Level.Trial)
+        public void setup() {
+            Random random = new Random(3);
+            for (int r = 0; r < rows.length; r++) {
+                rows[r] = new byte[88 + 4 * 512];
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(rows[r]).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                for (int i = 0; i < 512; i++) {
+                    b.putFloat(88 + 4 * i, (float) random.nextGaussian());
+                }
+            }
+            batch = java.nio.ByteBuffer.allocateDirect(512 * 512 * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        }
     }
 
     @State(Scope.Thread)
@@ -189,6 +215,22 @@ public class KernelBenchmarks {
         public void setup() {
             bind(oneNode("gelu", Attributes.EMPTY, Shape.batched(16, 128)), 64);
         }
+    }
+
+    /** One batch of 512 rows: microseconds per call / 512 = per-row cost. */
+    @Benchmark
+    public int rowCopyBatch512(RowCopy s) {
+        int bad = 0;
+        boolean checked = s.mode.equals("checked");
+        for (int r = 0; r < 512; r++) {
+            byte[] row = s.rows[r & 63];
+            if (checked) {
+                bad += dev.kiln.engine.backend.cpu.FiniteCheck.copyChecked(row, 88, s.batch, r * 2048, 512);
+            } else {
+                s.batch.put(r * 2048, row, 88, 2048);
+            }
+        }
+        return bad;
     }
 
     @Benchmark
