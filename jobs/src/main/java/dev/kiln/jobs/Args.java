@@ -12,7 +12,8 @@ import java.util.Set;
  */
 public final class Args {
     private final String command;
-    private final Map<String, String> values = new LinkedHashMap<>();
+    /** Every value given per option, in order ("true" for a flag). */
+    private final Map<String, List<String>> values = new LinkedHashMap<>();
 
     private Args(String command) {
         this.command = command;
@@ -34,7 +35,7 @@ public final class Args {
                 name = name.substring(0, eq);
             }
             if (flags.contains(name)) {
-                args.values.put(name, "true");
+                args.values.computeIfAbsent(name, k -> new ArrayList<>()).add("true");
             } else if (options.contains(name)) {
                 String value = inline;
                 if (value == null) {
@@ -43,7 +44,7 @@ public final class Args {
                     }
                     value = argv[++i];
                 }
-                args.values.put(name, value);
+                args.values.computeIfAbsent(name, k -> new ArrayList<>()).add(value);
             } else {
                 throw new UsageException(command, "unknown option --" + name);
             }
@@ -59,12 +60,38 @@ public final class Args {
         return values.containsKey(name);
     }
 
+    /** The option's value; an option that takes one value but was given twice is a usage error, not a silent pick. */
     public String get(String name, String defaultValue) {
-        return values.getOrDefault(name, defaultValue);
+        List<String> given = values.get(name);
+        if (given == null) {
+            return defaultValue;
+        }
+        if (given.size() > 1) {
+            throw new UsageException(command, "option --" + name + " takes one value but was given " + given.size() + " times: " + given);
+        }
+        return given.get(0);
+    }
+
+    /**
+     * Every value of a repeatable option, in order, each also split at commas ({@code --col a --col b,c} is a, b, c);
+     * {@code defaultValue} (split the same way) when the option is absent. Empty parts are usage errors.
+     */
+    public List<String> getList(String name, String defaultValue) {
+        List<String> given = values.getOrDefault(name, List.of(defaultValue));
+        List<String> out = new ArrayList<>();
+        for (String value : given) {
+            for (String part : value.split(",", -1)) {
+                if (part.isBlank()) {
+                    throw new UsageException(command, "--" + name + " has an empty entry in '" + value + "'");
+                }
+                out.add(part.trim());
+            }
+        }
+        return out;
     }
 
     public String required(String name) {
-        String v = values.get(name);
+        String v = get(name, null);
         if (v == null) {
             throw new UsageException(command, "missing required option --" + name);
         }
@@ -72,7 +99,7 @@ public final class Args {
     }
 
     public int getInt(String name, int defaultValue) {
-        String v = values.get(name);
+        String v = get(name, null);
         if (v == null) {
             return defaultValue;
         }
@@ -88,7 +115,7 @@ public final class Args {
     }
 
     public List<Integer> getIntList(String name, String defaultValue) {
-        String v = values.getOrDefault(name, defaultValue);
+        String v = get(name, defaultValue);
         List<Integer> out = new ArrayList<>();
         for (String part : v.split(",")) {
             try {

@@ -37,8 +37,10 @@ public final class ScoreJob implements KilnCli.Command {
                 "                      [--key-col C] [--master M] [--defaults FILE] [--overwrite]",
                 "",
                 "  --input/--output  Parquet tables (any Hadoop URI); the output holds every input column plus the predictions",
-                "  --input-col       input column(s) for the model's inputs, in order (default: features); repeat or comma-separate",
-                "  --output-col      prediction column(s), one per model output (default: prediction)",
+                "  --input-col       input column(s) for the model's inputs, in order (default: features), or INPUT=COLUMN naming",
+                "                    a model input; repeat or comma-separate",
+                "  --output-col      prediction column(s) for the model's first outputs (default: prediction), or OUTPUT=COLUMN",
+                "                    naming a model output; repeat or comma-separate",
                 "  --master          Spark master when not run by spark-submit (default local[*])",
                 "  --defaults        Kiln defaults (batch size, device, onError, broadcast threshold); default $KILN_CONF_DIR/kiln-defaults.properties",
                 "",
@@ -65,8 +67,8 @@ public final class ScoreJob implements KilnCli.Command {
         String model = args.required("model");
         String input = args.required("input");
         String output = args.required("output");
-        String[] inputCols = args.get("input-col", "features").split(",");
-        String[] outputCols = args.get("output-col", "prediction").split(",");
+        String[] inputCols = args.getList("input-col", "features").toArray(new String[0]);
+        String[] outputCols = args.getList("output-col", "prediction").toArray(new String[0]);
         SparkSession.Builder builder = SparkSession.builder().appName("kiln-score");
         if (args.has("master") || System.getProperty("spark.master") == null) {
             builder.master(args.get("master", "local[*]"));

@@ -25,7 +25,7 @@ class ScoreJobTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int code = KilnCli.run(new String[] {"score", "--model", model.toString(), "--input", input.toString(), "--output", output.toString(),
-                "--input-col", "features", "--output-col", "y", "--batch-size", "3", "--master", "local[2]"},
+                "--input-col", "x=features", "--output-col", "y", "--batch-size", "3", "--master", "local[2]"},
                 new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
         assertThat(code).as(err.toString(StandardCharsets.UTF_8)).isZero();
         assertThat(out.toString(StandardCharsets.UTF_8)).contains("Scored 8 rows").contains("Kiln scored 8 rows");

@@ -43,8 +43,10 @@ import java.util.Locale;
  *     .setBatchSize(512)                 // optional: by default, as many rows as fit 1 MiB of input
  *     .transform(df);
  * }</pre>
- * Input columns map to the model's inputs in order; a one-input model may instead take several numeric columns,
- * assembled into its input. {@code transformSchema} checks names, types and (where the schema says) sizes before any
+ * Input columns map to the model's inputs in order, or by name with {@code input=column} entries
+ * ({@code setInputCols("ids=token_ids", "mask=attention_mask")}); a one-input model may instead take several numeric
+ * columns, assembled into its input (by name: several entries for one input). Output columns take the model's first
+ * outputs in order, or pick outputs by name ({@code setOutputCols("logits=scores")}). {@code transformSchema} checks names, types and (where the schema says) sizes before any
  * job runs. Every input row yields exactly one output row, in order; rows with null, mis-sized or non-finite input
  * fail the job ({@code onError=fail}, naming column and row) or get null predictions and a message in
  * {@code errorCol} ({@code onError=null}).
@@ -75,8 +77,8 @@ public class KilnModel extends Transformer {
         // Params name their parent by uid, so they are created after it.
         this.uid = uid;
         this.modelUri = new Param<>(this, "modelUri", "URI of the .kiln model (path, file://, hdfs://, s3a://)");
-        this.inputCols = new StringArrayParam(this, "inputCols", "columns feeding the model's inputs, in order");
-        this.outputCols = new StringArrayParam(this, "outputCols", "names of the prediction columns, one per model output used");
+        this.inputCols = new StringArrayParam(this, "inputCols", "columns feeding the model's inputs, in order, or input=column entries naming them");
+        this.outputCols = new StringArrayParam(this, "outputCols", "prediction columns for the model's first outputs, in order, or output=column entries naming them");
         this.outputTransform = new Param<>(this, "outputTransform", "none, argmax (int column) or softmax");
         this.batchSize = new IntParam(this, "batchSize", "rows per batch (unset: as many as fit " + (AUTO_BATCH_BYTES >> 20)
                 + " MiB of input, " + AUTO_BATCH_MIN + " to " + AUTO_BATCH_MAX + ")");
@@ -274,7 +276,23 @@ public class KilnModel extends Transformer {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "KilnModel needs setInputCols: the model's inputs are %s", modelInputs);
         }
         List<InputAdapter> adapters = new ArrayList<>();
-        if (cols.length == modelInputs.size()) {
+        List<String[]> named = named(cols, modelInputs, schema, "input");
+        if (named != null) {
+            // input=column entries: each model input by name; several numeric columns for one input are assembled.
+            for (Signature.Spec spec : modelInputs) {
+                List<String> mine = new ArrayList<>();
+                for (String[] entry : named) {
+                    if (entry[0].equals(spec.name())) {
+                        mine.add(entry[1]);
+                    }
+                }
+                if (mine.isEmpty()) {
+                    throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Model input '%s' %s has no column: inputCols %s name model inputs, so every one needs "
+                            + "an entry '%s=COLUMN'", spec.name(), spec.shape(), Arrays.toString(cols), spec.name());
+                }
+                adapters.add(mine.size() == 1 ? adapter(schema, mine.get(0), spec) : numericColumns(schema, mine.toArray(new String[0]), spec));
+            }
+        } else if (cols.length == modelInputs.size()) {
             for (int i = 0; i < cols.length; i++) {
                 adapters.add(adapter(schema, cols[i], modelInputs.get(i)));
             }
@@ -284,9 +302,22 @@ public class KilnModel extends Transformer {
             throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "The model has %d inputs %s but %d input columns were given %s",
                     modelInputs.size(), modelInputs, cols.length, Arrays.toString(cols));
         }
-        String[] outs = $(outputCols);
+        String[] outs = $(outputCols).clone();
         List<Signature.Spec> modelOutputs = signature.outputs();
-        if (outs.length == 0 || outs.length > modelOutputs.size()) {
+        // output=column entries pick model outputs by name; plain names take the first outputs in order.
+        int[] graphOutput = java.util.stream.IntStream.range(0, outs.length).toArray();
+        List<String[]> namedOutputs = named(outs, modelOutputs, null, "output");
+        if (namedOutputs != null) {
+            java.util.Set<String> picked = new java.util.HashSet<>();
+            for (int o = 0; o < outs.length; o++) {
+                String output = namedOutputs.get(o)[0];
+                if (!picked.add(output)) {
+                    throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "Model output '%s' is mapped twice in outputCols %s", output, Arrays.toString($(outputCols)));
+                }
+                graphOutput[o] = indexOf(modelOutputs, output, "output");
+                outs[o] = namedOutputs.get(o)[1];
+            }
+        } else if (outs.length == 0 || outs.length > modelOutputs.size()) {
             throw KilnException.of(ErrorCode.SHAPE_MISMATCH, "%d output columns %s for a model with %d outputs %s",
                     outs.length, Arrays.toString(outs), modelOutputs.size(), modelOutputs);
         }
@@ -302,7 +333,7 @@ public class KilnModel extends Transformer {
         }
         for (int o = 0; o < outs.length; o++) {
             requireAbsent(schema, outs[o]);
-            OutputColumn column = new OutputColumn(outs[o], o, rowWidth(modelOutputs.get(o), "output"), transform);
+            OutputColumn column = new OutputColumn(outs[o], graphOutput[o], rowWidth(modelOutputs.get(graphOutput[o]), "output"), transform);
             outputs.add(column);
             fields.add(DataTypes.createStructField(outs[o], column.dataType(), true));
         }
@@ -315,6 +346,42 @@ public class KilnModel extends Transformer {
             field(schema, key);
         }
         return new Mapping(adapters, outputs, DataTypes.createStructType(fields));
+    }
+
+    /**
+     * Entries of the form {@code name=column} that name the model's inputs or outputs, split in two; null when the
+     * entries are plain column names (positional). An entry whose whole text is a column of {@code schema} stays a
+     * column name even if it holds '='. Mixing the two forms, or naming something the model does not have, is an error.
+     */
+    private static List<String[]> named(String[] entries, List<Signature.Spec> specs, StructType schema, String what) {
+        List<String[]> named = new ArrayList<>();
+        for (String entry : entries) {
+            int eq = entry.indexOf('=');
+            boolean column = schema != null && Arrays.asList(schema.fieldNames()).contains(entry);
+            if (eq > 0 && eq < entry.length() - 1 && !column) {
+                String name = entry.substring(0, eq).trim();
+                indexOf(specs, name, what);
+                named.add(new String[] {name, entry.substring(eq + 1).trim()});
+            }
+        }
+        if (named.isEmpty()) {
+            return null;
+        }
+        if (named.size() != entries.length) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "%sCols %s mix '%s=column' entries with plain column names; use one form",
+                    what, Arrays.toString(entries), what);
+        }
+        return named;
+    }
+
+    private static int indexOf(List<Signature.Spec> specs, String name, String what) {
+        for (int i = 0; i < specs.size(); i++) {
+            if (specs.get(i).name().equals(name)) {
+                return i;
+            }
+        }
+        throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The model has no %s named '%s'; its %ss are %s", what, name, what,
+                specs.stream().map(Signature.Spec::name).toList());
     }
 
     private static void requireAbsent(StructType schema, String name) {

@@ -442,6 +442,57 @@ class KilnModelTest {
         }
     }
 
+    /**
+     * Columns map to model inputs by name and model outputs to columns by name: a two-input, two-output model
+     * (sum = x + 2 z, diff = x - z) given its inputs in the opposite order to its signature, with only its second
+     * output kept; predictions by hand. Mistakes in the mapping are refused before any job, naming what the model has.
+     */
+    @Test
+    void inputsAndOutputsMapByName() {
+        dev.kiln.engine.nn.Block twoByTwo = new dev.kiln.engine.nn.Block() {
+            @Override
+            protected List<Tensor> forwardInternal(List<Tensor> inputs) {
+                return List.of(inputs.get(0).add(inputs.get(1).mul(2f)), inputs.get(0).sub(inputs.get(1)));
+            }
+        };
+        String uri = SparkTestSupport.save(twoByTwo,
+                Signature.builder().input("x", Shape.batched(2)).input("z", Shape.batched(2)).output("sum").output("diff").build(), dir.resolve("two-by-two.kiln"));
+        StructType schema = new StructType().add("id", DataTypes.LongType, false)
+                .add("a", DataTypes.createArrayType(DataTypes.FloatType, false), false)
+                .add("b", DataTypes.createArrayType(DataTypes.FloatType, false), false)
+                .add("b0", DataTypes.DoubleType, false).add("b1", DataTypes.FloatType, false);
+        List<Row> data = new ArrayList<>();
+        for (int i = 0; i < 9; i++) {
+            data.add(RowFactory.create((long) i, List.of(i * 1f, 10f), List.of(0.5f, -1f * i), 0.5, -1f * i));
+        }
+        Dataset<Row> frame = spark.createDataFrame(data, schema).coalesce(1);
+        // z from column a, x from column b: the reverse of the signature's order.
+        List<Row> out = new KilnModel().setModelUri(uri).setInputCols("z=a", "x=b").setOutputCols("diff=d").setBatchSize(4)
+                .transform(frame).orderBy("id").collectAsList();
+        assertThat(out.get(0).schema().fieldNames()).containsExactly("id", "a", "b", "b0", "b1", "d");
+        for (int i = 0; i < 9; i++) {
+            assertThat(floats(out.get(i), "d")).as("row %d", i).containsExactly(0.5f - i, -1f * i - 10f);
+        }
+        // x assembled from two numeric columns (b0, b1) by naming it twice; both outputs by name, in another order.
+        List<Row> both = new KilnModel().setModelUri(uri).setInputCols("x=b0", "z=a", "x=b1").setOutputCols("diff=d", "sum=s")
+                .transform(frame).orderBy("id").collectAsList();
+        for (int i = 0; i < 9; i++) {
+            assertThat(floats(both.get(i), "d")).as("row %d", i).containsExactly(0.5f - i, -1f * i - 10f);
+            assertThat(floats(both.get(i), "s")).as("row %d", i).containsExactly(0.5f + 2f * i, -1f * i + 20f);
+        }
+        StructType s = frame.schema();
+        assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("x=a", "w=b").transformSchema(s))
+                .hasMessage("The model has no input named 'w'; its inputs are [x, z]");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("x=a").transformSchema(s))
+                .hasMessageContaining("Model input 'z' [batch, 2] has no column").hasMessageContaining("'z=COLUMN'");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("x=a", "b").transformSchema(s))
+                .hasMessageContaining("mix 'input=column' entries with plain column names");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("a", "b").setOutputCols("sum=p", "sum=q").transformSchema(s))
+                .hasMessage("Model output 'sum' is mapped twice in outputCols [sum=p, sum=q]");
+        assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("a", "b").setOutputCols("logits=p").transformSchema(s))
+                .hasMessage("The model has no output named 'logits'; its outputs are [sum, diff]");
+    }
+
     /** y = relu(x W^T + b) of {@link #handModel()}, worked out by hand for one row. */
     private static float[] byHand(float x0, float x1) {
         return new float[] {Math.max(0, x0 + 2 * x1 + 0.5f), Math.max(0, -x0 + 0.5f * x1 - 1)};
