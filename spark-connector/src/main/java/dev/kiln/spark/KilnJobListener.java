@@ -2,37 +2,79 @@ package dev.kiln.spark;
 
 import org.apache.spark.SparkContext;
 import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerApplicationEnd;
 import org.apache.spark.scheduler.SparkListenerJobEnd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
 import java.util.Map;
+import java.util.WeakHashMap;
 import java.util.concurrent.ConcurrentHashMap;
 
-/** Logs one summary line per job for each scoring transform whose metrics moved during it. */
+/**
+ * Logs one summary line per job for each scoring transform whose metrics moved during it. A transform's metrics are
+ * held weakly: once nothing refers to its DataFrame or model any more, they leave the listener (a long-lived session
+ * that scores in a loop does not accumulate them); the listener itself leaves when its application ends.
+ */
 final class KilnJobListener extends SparkListener {
     private static final Logger LOG = LoggerFactory.getLogger(KilnJobListener.class);
     private static final Map<SparkContext, KilnJobListener> LISTENERS = new ConcurrentHashMap<>();
 
-    private final Map<KilnMetrics, Long> watched = new ConcurrentHashMap<>();
+    private final SparkContext context;
+    /** Metrics watched, with the row count last logged; identity keys, weakly held. */
+    private final Map<KilnMetrics, Long> watched = Collections.synchronizedMap(new WeakHashMap<>());
+
+    private KilnJobListener(SparkContext context) {
+        this.context = context;
+    }
 
     static void watch(SparkContext sc, KilnMetrics metrics) {
-        KilnJobListener listener = LISTENERS.computeIfAbsent(sc, context -> {
-            KilnJobListener l = new KilnJobListener();
+        listener(sc).watched.put(metrics, 0L);
+    }
+
+    static KilnJobListener listener(SparkContext sc) {
+        return LISTENERS.computeIfAbsent(sc, context -> {
+            KilnJobListener l = new KilnJobListener(context);
             context.addSparkListener(l);
             return l;
         });
-        listener.watched.put(metrics, 0L);
+    }
+
+    /** How many transforms' metrics are still watched (for tests). */
+    int watchedCount() {
+        return watched.size();
+    }
+
+    /** Whether a listener is registered for {@code sc} (for tests). */
+    static boolean registered(SparkContext sc) {
+        return LISTENERS.containsKey(sc);
     }
 
     @Override
     public void onJobEnd(SparkListenerJobEnd jobEnd) {
-        for (Map.Entry<KilnMetrics, Long> e : watched.entrySet()) {
-            long rows = e.getKey().rows();
+        List<Map.Entry<KilnMetrics, Long>> entries;
+        synchronized (watched) {
+            entries = new ArrayList<>(watched.entrySet());
+        }
+        for (Map.Entry<KilnMetrics, Long> e : entries) {
+            KilnMetrics metrics = e.getKey();
+            if (metrics == null) {
+                continue;
+            }
+            long rows = metrics.rows();
             if (rows != e.getValue()) {
                 e.setValue(rows);
-                LOG.info("Job {}: {}", jobEnd.jobId(), e.getKey().summary());
+                LOG.info("Job {}: {}", jobEnd.jobId(), metrics.summary());
             }
         }
+    }
+
+    @Override
+    public void onApplicationEnd(SparkListenerApplicationEnd end) {
+        LISTENERS.remove(context, this);
+        watched.clear();
     }
 }

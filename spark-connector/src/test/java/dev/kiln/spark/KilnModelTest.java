@@ -493,6 +493,35 @@ class KilnModelTest {
                 .hasMessage("The model has no output named 'logits'; its outputs are [sum, diff]");
     }
 
+    /**
+     * The per-job summary listener holds each transform's metrics weakly: a session that scores in a loop does not
+     * keep every transform's accumulators alive. When its application ends, the listener lets go of everything.
+     */
+    @Test
+    void theJobListenerForgetsTransformsNobodyHolds() throws InterruptedException {
+        KilnJobListener listener = KilnJobListener.listener(spark.sparkContext());
+        List<KilnMetrics> held = new ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+            held.add(new KilnMetrics(spark.sparkContext(), "forget-" + i));
+            KilnJobListener.watch(spark.sparkContext(), held.get(i));
+        }
+        assertThat(listener.watchedCount()).isGreaterThanOrEqualTo(50);
+        held.clear();
+        for (int tries = 0; tries < 100 && listener.watchedCount() >= 50; tries++) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertThat(listener.watchedCount()).as("metrics of transforms nobody refers to").isLessThan(50);
+
+        KilnMetrics kept = new KilnMetrics(spark.sparkContext(), "kept");
+        KilnJobListener.watch(spark.sparkContext(), kept);
+        listener.onApplicationEnd(new org.apache.spark.scheduler.SparkListenerApplicationEnd(0L, scala.Option.empty()));
+        assertThat(KilnJobListener.registered(spark.sparkContext())).isFalse();
+        assertThat(listener.watchedCount()).isZero();
+        KilnJobListener.watch(spark.sparkContext(), kept);
+        assertThat(KilnJobListener.registered(spark.sparkContext())).as("a later transform registers a new listener").isTrue();
+    }
+
     /** y = relu(x W^T + b) of {@link #handModel()}, worked out by hand for one row. */
     private static float[] byHand(float x0, float x1) {
         return new float[] {Math.max(0, x0 + 2 * x1 + 0.5f), Math.max(0, -x0 + 0.5f * x1 - 1)};
