@@ -522,6 +522,32 @@ class KilnModelTest {
         assertThat(KilnJobListener.registered(spark.sparkContext())).as("a later transform registers a new listener").isTrue();
     }
 
+    /**
+     * The SQL function refuses what KilnModel refuses: a NaN element and a double beyond float range fail the query
+     * naming the function, element and value. Its broadcast threshold comes from the session conf.
+     */
+    @Test
+    void theSqlFunctionRefusesNonFiniteElementsAndTakesItsBroadcastThresholdFromTheSession() {
+        KilnUdf.register(spark, "hand_checked", handUri);
+        featureRows(List.of(new float[] {3, 1}, new float[] {Float.NaN, 4}), 1).createOrReplaceTempView("t_nan");
+        assertThatThrownBy(() -> spark.sql("SELECT hand_checked(features) FROM t_nan").collectAsList())
+                .hasStackTraceContaining("SQL function 'hand_checked': element 0 of the argument is NaN");
+        assertThatThrownBy(() -> spark.sql("SELECT hand_checked(array(1D, 1e300D))").collectAsList())
+                .hasStackTraceContaining("SQL function 'hand_checked': element 1 of the argument is 1.0E300, beyond float range");
+        assertThat(floats(spark.sql("SELECT hand_checked(array(3D, 1D)) AS y").collectAsList().get(0), "y")).containsExactly(5.5f, 0f);
+
+        assertThat(KilnUdf.register(spark, "hand_broadcast", handUri).isBroadcast()).isTrue();
+        spark.conf().set(KilnUdf.BROADCAST_THRESHOLD, "0");
+        try {
+            assertThat(KilnUdf.register(spark, "hand_stored", handUri).isBroadcast()).as("threshold 0: read from storage").isFalse();
+            spark.conf().set(KilnUdf.BROADCAST_THRESHOLD, "lots");
+            assertThatThrownBy(() -> KilnUdf.register(spark, "hand_bad", handUri))
+                    .hasMessage("spark.kiln.broadcastThreshold must be a number of bytes, got 'lots'");
+        } finally {
+            spark.conf().unset(KilnUdf.BROADCAST_THRESHOLD);
+        }
+    }
+
     /** y = relu(x W^T + b) of {@link #handModel()}, worked out by hand for one row. */
     private static float[] byHand(float x0, float x1) {
         return new float[] {Math.max(0, x0 + 2 * x1 + 0.5f), Math.max(0, -x0 + 0.5f * x1 - 1)};
