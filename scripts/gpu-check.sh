@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of the cuda backend, in one call on a GPU machine that has a driver but maybe no Java and no CUDA
-# toolkit (DEVELOPERS.md: the device tool carries at most 64 MiB per call).
+# toolkit (the GPU machine takes at most 64 MiB of carried files per call).
 #
 #   scripts/gpu-check.sh pack          here: builds Kiln and writes target/gpu-check/ (a jlink'd Java 17 runtime and the
 #                                      CUDA 12.9 runtime + NVRTC libraries as .tar.xz, the thin jars the cuda backend

@@ -48,6 +48,20 @@ public final class ScoreJob implements KilnCli.Command {
                 "  bin/kiln score --model kiln-demo/mlp.kiln --input kiln-demo/rows.parquet --output kiln-demo/scored.parquet --input-col features");
     }
 
+    /**
+     * Executor settings this job adds when the submitted configuration ({@code submitted}: spark-submit's --conf and
+     * spark-defaults.conf, as the driver sees them) leaves them out: OpenMP threads that sleep instead of spin-waiting
+     * between calls (docs/TUNING.md: spinning measured 5x slower with two threads per core). Read when an executor JVM
+     * starts, so they must be in the conf before the session exists.
+     */
+    static java.util.Map<String, String> executorDefaults(org.apache.spark.SparkConf submitted) {
+        java.util.Map<String, String> defaults = new java.util.LinkedHashMap<>();
+        if (!submitted.contains("spark.executorEnv.OMP_WAIT_POLICY")) {
+            defaults.put("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
+        }
+        return defaults;
+    }
+
     public static void main(String[] args) {
         System.exit(KilnCli.run(prepend("score", args), System.out, System.err));
     }
@@ -73,6 +87,7 @@ public final class ScoreJob implements KilnCli.Command {
         if (args.has("master") || System.getProperty("spark.master") == null) {
             builder.master(args.get("master", "local[*]"));
         }
+        executorDefaults(new org.apache.spark.SparkConf()).forEach(builder::config);
         SparkSession spark = builder.getOrCreate();
         try {
             Dataset<Row> rows;

@@ -45,4 +45,12 @@ class ScoreJobTest {
             reader.stop();
         }
     }
+
+    /** The job asks for sleeping OpenMP threads on executors unless the submitted configuration chose. */
+    @Test
+    void executorsGetAPassiveOpenMpWaitPolicyUnlessTheUserChoseOne() {
+        assertThat(ScoreJob.executorDefaults(new org.apache.spark.SparkConf(false)))
+                .containsExactly(java.util.Map.entry("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE"));
+        assertThat(ScoreJob.executorDefaults(new org.apache.spark.SparkConf(false).set("spark.executorEnv.OMP_WAIT_POLICY", "ACTIVE"))).isEmpty();
+    }
 }

@@ -49,7 +49,8 @@ class ShadedJarIT {
                 "-Dspark.jars=" + jar.toUri(),
                 "-Dspark.executor.extraJavaOptions=" + opens,
                 "-Dspark.ui.enabled=false", "-Dspark.driver.host=127.0.0.1", "-Dspark.driver.bindAddress=127.0.0.1",
-                "-Dspark.executorEnv.OPENBLAS_CORETYPE=SkylakeX", "-Dspark.executorEnv.OMP_WAIT_POLICY=PASSIVE", "-Dspark.executorEnv.OMP_NUM_THREADS=1",
+                // No OMP_WAIT_POLICY: ScoreJob adds it for executors by default.
+                "-Dspark.executorEnv.OMP_NUM_THREADS=1",
                 "dev.kiln.jobs.ScoreJob", "--model", model.toString(), "--input", input.toString(), "--output", output.toString(),
                 "--input-col", "features", "--output-col", "y", "--batch-size", "2", "--master", "local-cluster[2,1,1024]"));
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("driver.log").toFile());

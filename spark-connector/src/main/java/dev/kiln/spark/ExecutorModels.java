@@ -232,6 +232,23 @@ public final class ExecutorModels {
         }
         CpuBackend.setBlasThreads(threads);
         LOG.info("Kiln uses {} BLAS thread(s) per task", threads);
+        String warning = waitPolicyWarning(threads, System.getenv("OMP_WAIT_POLICY"));
+        if (warning != null) {
+            LOG.warn(warning);
+        }
+    }
+
+    /**
+     * A warning when tasks run several OpenMP threads that will spin-wait between calls: the policy is read when the
+     * JVM starts, so Kiln cannot change it for a running executor, only say how to (docs/TUNING.md). Null when fine.
+     */
+    static String waitPolicyWarning(int threads, String policy) {
+        if (threads <= 1 || (policy != null && !policy.isBlank())) {
+            return null;
+        }
+        return "Kiln runs " + threads + " OpenMP threads per task but OMP_WAIT_POLICY is not set for this executor: idle OpenMP threads "
+                + "spin-wait and take cores from the other tasks (measured 5x slower). Set spark.executorEnv.OMP_WAIT_POLICY=PASSIVE "
+                + "(bin/kiln score sets it by default; docs/TUNING.md)";
     }
 
     /** The first number of an OMP_NUM_THREADS value ("4", "4,2"), or -1. */

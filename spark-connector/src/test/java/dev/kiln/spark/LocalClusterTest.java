@@ -59,7 +59,6 @@ class LocalClusterTest {
                 .config("spark.driver.bindAddress", "127.0.0.1")
                 .config("spark.executor.extraClassPath", System.getProperty("kiln.test.classpath"))
                 .config("spark.executor.extraJavaOptions", executorOptions)
-                .config("spark.executorEnv.OPENBLAS_CORETYPE", "SkylakeX")
                 .config("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE")
                 .config("spark.executorEnv.OMP_NUM_THREADS", "1")
                 .config("spark.worker.resource.gpu.amount", "2")

@@ -90,6 +90,10 @@ final class DenseChainKernel implements Kernel {
         return new DenseChainKernel(layers, steps.get(0).inputs()[0], label);
     }
 
+    /** The chunk starts of the last batch size run (see {@link #chunkStarts}). */
+    private long plannedRows = -1;
+    private long[] planned;
+
     @Override
     public void run(long batch) {
         long rows = inputWidth == 0 ? 0 : x.elementCount(batch) / inputWidth;
@@ -99,20 +103,39 @@ final class DenseChainKernel implements Kernel {
             }
             return;
         }
-        // Equal chunks (a multiple of 16 rows each, the last one shorter): 1,024 rows run as 4 x 256, not 3 x 288 + 160;
-        // no chunk of a single row, which would take a much slower matrix-vector kernel.
-        long chunks = (rows + chunk - 1) / chunk;
-        long size = ((rows + chunks - 1) / chunks + 15) / 16 * 16;
-        for (long first = 0; first < rows; first += size) {
-            long count = Math.min(size, rows - first);
-            if (rows - first - count < 16) {
-                // Fewer than 16 rows would be left (4,897 rows in chunks of 288 leave 1): this chunk takes them.
-                count = rows - first;
-            }
+        if (rows != plannedRows) {
+            // Planned once per batch size: the run itself allocates nothing.
+            planned = chunkStarts(rows, chunk);
+            plannedRows = rows;
+        }
+        long[] starts = planned;
+        for (int c = 0; c + 1 < starts.length; c++) {
             for (DnnlDenseKernel layer : layers) {
-                layer.runRows(first, count);
+                layer.runRows(starts[c], starts[c + 1] - starts[c]);
             }
         }
+    }
+
+    /**
+     * Where the chunks of {@code rows} rows start, with {@code rows} last: equal chunks of a multiple of 16 rows each
+     * (1,024 rows run as 4 x 256, not 3 x 288 + 160), the last one shorter, and no chunk under 16 rows (4,897 rows in
+     * chunks of 288 would leave 1, which would take a much slower matrix-vector kernel: the chunk before takes it).
+     */
+    static long[] chunkStarts(long rows, long chunk) {
+        long chunks = (rows + chunk - 1) / chunk;
+        long size = ((rows + chunks - 1) / chunks + 15) / 16 * 16;
+        java.util.List<Long> starts = new java.util.ArrayList<>();
+        long first = 0;
+        while (first < rows) {
+            starts.add(first);
+            long count = Math.min(size, rows - first);
+            if (rows - first - count < 16) {
+                count = rows - first;
+            }
+            first += count;
+        }
+        starts.add(rows);
+        return starts.stream().mapToLong(Long::longValue).toArray();
     }
 
     @Override

@@ -64,6 +64,37 @@ class DenseChainKernelTest {
         }
     }
 
+    /**
+     * Chunks cover every row exactly once, in order: equal multiples of 16 rows but the last, none under 16 rows
+     * unless the batch is. By hand: 1,024 rows in chunks of 256 are 4 x 256; 4,897 rows in chunks of 288 are 16 x 288
+     * + 289 (the one row left joins the last chunk, and is not run a second time on its own); 17 rows in chunks of 16
+     * are one chunk of 17.
+     */
+    @Test
+    void chunksCoverEveryRowOnceWithoutATinyLastChunk() {
+        assertThat(DenseChainKernel.chunkStarts(1024, 256)).containsExactly(0, 256, 512, 768, 1024);
+        assertThat(DenseChainKernel.chunkStarts(17, 16)).containsExactly(0, 17);
+        long[] odd = DenseChainKernel.chunkStarts(4897, 288);
+        assertThat(odd).hasSize(18);
+        assertThat(odd[16]).isEqualTo(16 * 288);
+        assertThat(odd[17]).isEqualTo(4897);
+        for (long rows = 17; rows < 3000; rows += 7) {
+            for (long chunk : new long[] {16, 64, 256, 432}) {
+                long[] starts = DenseChainKernel.chunkStarts(rows, chunk);
+                assertThat(starts[0]).isZero();
+                assertThat(starts[starts.length - 1]).as("rows %d chunk %d", rows, chunk).isEqualTo(rows);
+                for (int c = 0; c + 1 < starts.length; c++) {
+                    long count = starts[c + 1] - starts[c];
+                    assertThat(count).as("rows %d chunk %d, chunk %d", rows, chunk, c).isGreaterThanOrEqualTo(16);
+                    if (c + 2 < starts.length) {
+                        assertThat(count % 16).isZero();
+                        assertThat(count).isLessThanOrEqualTo(chunk + 15);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void anMlpRunsAsOneChainInChunksMatchingEagerAndLayerByLayer() {
         Block mlp = wideMlp(11);
