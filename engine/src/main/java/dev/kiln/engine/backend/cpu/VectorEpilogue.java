@@ -11,7 +11,9 @@ import java.nio.ByteOrder;
 /**
  * Bias add and relu or GELU with the JDK Vector API; loaded only when the incubator module is present. GELU is
  * {@code x/2 erfc(-x/sqrt 2)} through the same erfc fit as {@link dev.kiln.engine.ops.MathFunctions#erfcFast},
- * evaluated in float lanes (relative error under about 5e-7).
+ * evaluated in float lanes: relative error under 5e-7 + 2 x^2 2^-24, that is about 5e-7 for x above -2 and up to
+ * 6.6e-6 near x = -10 (erfc's exp argument, -x^2/2 + P(t), is rounded in float lanes), where |GELU| is below 0.05 and
+ * the absolute error below 6e-8 (RowFloat64ReferenceTest).
  */
 final class VectorEpilogue extends Epilogue {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
