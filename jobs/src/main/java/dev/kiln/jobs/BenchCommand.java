@@ -67,7 +67,8 @@ final class BenchCommand implements KilnCli.Command {
         }
         if (args.flag("peers")) {
             Path onnx = Path.of(args.get("model", "../shared/models/mlp/model.onnx"));
-            out.printf("Kiln vs ONNX Runtime 1.28.0 on %s, workers %s (one thread each), %s%n", onnx, args.get("threads", "1"), environment());
+            out.printf("Kiln vs ONNX Runtime %s on %s, workers %s (one thread each), %s%n", ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion(),
+                    onnx, args.get("threads", "1"), environment());
             List<SeedBenchmark.Result> results = dev.kiln.jobs.bench.PeerBenchmark.run(Models.existingFile(onnx.toString()),
                     args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
             writeOutputs(args, results, out, onnx.getFileName() + " (" + onnx.getParent().getFileName() + "): Kiln vs ONNX Runtime and sgemm ceilings (median rows/s)", false);
