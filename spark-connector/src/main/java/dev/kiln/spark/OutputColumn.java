@@ -60,7 +60,7 @@ public final class OutputColumn implements Serializable {
      * Writes this column's value for row {@code index} of {@code rows} (prediction column {@code column}), from the
      * row's output values starting at {@code offset} of {@code values}.
      */
-    void write(FloatBuffer values, int offset, float[] scratch, OutputRows rows, int index, int column) {
+    void write(FloatBuffer values, int offset, float[] scratch, ScoredRows rows, int index, int column) {
         switch (transform) {
             case ARGMAX: {
                 int best = 0;

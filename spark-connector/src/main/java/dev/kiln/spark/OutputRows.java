@@ -1,5 +1,6 @@
 package dev.kiln.spark;
 
+import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.Platform;
@@ -23,7 +24,7 @@ import java.util.List;
  * 512-float row, a gigabyte per 500k rows). The rows handed out stay valid until {@link #clear()}, except an assembled
  * row, valid until the next {@link #emit}: Spark's contract, a consumer that keeps a row copies it.
  */
-final class OutputRows {
+final class OutputRows implements ScoredRows {
     private final int inputFields;
     private final int outputFields;
     private final int inputHeader;
@@ -117,7 +118,8 @@ final class OutputRows {
     }
 
     /** Starts a new batch: the rows built so far may be overwritten. */
-    void clear() {
+    @Override
+    public void clear() {
         used = 0;
     }
 
@@ -130,14 +132,22 @@ final class OutputRows {
         return views[index];
     }
 
+    /** {@link ScoredRows#add}: {@code row} must be an UnsafeRow of the input schema. */
+    @Override
+    public void add(InternalRow row, int index) {
+        add((UnsafeRow) row, index);
+    }
+
     /**
      * As {@link #add}, but the values of the deferred columns are not copied: {@link #emit} reads them from where the
      * caller copied them. Each deferred column of {@code row} must be non-null and hold exactly its width of floats; a
      * row whose arrays are not laid out as Spark's writers lay them out (numElements, null bitmap, values padded to 8
      * bytes) is stored whole instead.
      */
-    void addDeferred(UnsafeRow row, int index) {
-        store(row, index, deferrable(row));
+    @Override
+    public void addDeferred(InternalRow row, int index) {
+        UnsafeRow unsafe = (UnsafeRow) row;
+        store(unsafe, index, deferrable(unsafe));
     }
 
     private boolean deferrable(UnsafeRow row) {
@@ -152,7 +162,8 @@ final class OutputRows {
     }
 
     /** Whether row {@code index} was stored without its deferred values (so {@link #emit} reads them back). */
-    boolean isDeferred(int index) {
+    @Override
+    public boolean isDeferred(int index) {
         return isDeferred[index];
     }
 
@@ -259,7 +270,8 @@ final class OutputRows {
      * The output row at {@code index}: a full row's own bytes, or a deferred row assembled into a buffer reused by the
      * next call, with deferred column {@code j}'s values read from off-heap address {@code sources[j]}.
      */
-    UnsafeRow emit(int index, long[] sources) {
+    @Override
+    public UnsafeRow emit(int index, long[] sources) {
         if (!isDeferred[index]) {
             return views[index];
         }
@@ -273,7 +285,8 @@ final class OutputRows {
     }
 
     /** As {@link #emit}, into bytes of its own: a row to keep (a bad row's input, for its error). */
-    UnsafeRow materialize(int index, long[] sources) {
+    @Override
+    public UnsafeRow materialize(int index, long[] sources) {
         if (!isDeferred[index]) {
             return views[index].copy();
         }
@@ -310,7 +323,8 @@ final class OutputRows {
     }
 
     /** Writes array prediction {@code column} of row {@code index}: {@code width} floats from {@code values}. */
-    void putFloats(int index, int column, float[] values) {
+    @Override
+    public void putFloats(int index, int column, float[] values) {
         UnsafeRow row = views[index];
         long start = row.getBaseOffset() + tails[index] + tailOffset[column] + 8 + ((arrayWidth[column] + 63) / 64) * 8L;
         Platform.copyMemory(values, Platform.FLOAT_ARRAY_OFFSET, row.getBaseObject(), start, 4L * arrayWidth[column]);
@@ -320,17 +334,20 @@ final class OutputRows {
      * Writes scalar prediction {@code column} of row {@code index}. Its slot is in the fixed-width region, which a
      * deferred row stores as is, so the stored part's view writes it.
      */
-    void putFloat(int index, int column, float value) {
+    @Override
+    public void putFloat(int index, int column, float value) {
         views[index].setFloat(inputFields + column, value);
     }
 
     /** Writes scalar prediction {@code column} of row {@code index}. */
-    void putInt(int index, int column, int value) {
+    @Override
+    public void putInt(int index, int column, int value) {
         views[index].setInt(inputFields + column, value);
     }
 
     /** The output row at {@code index}, as built by the last {@link #add} (not for a deferred row: see {@link #emit}). */
-    UnsafeRow row(int index) {
+    @Override
+    public UnsafeRow row(int index) {
         if (isDeferred[index]) {
             throw new IllegalStateException("Row " + index + " was added deferred: emit or materialize it");
         }
@@ -338,7 +355,8 @@ final class OutputRows {
     }
 
     /** How many of an output row's fields are the input's (its first ones, as the input had them). */
-    int inputFields() {
+    @Override
+    public int inputFields() {
         return inputFields;
     }
 }

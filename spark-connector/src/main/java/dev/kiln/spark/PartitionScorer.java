@@ -50,7 +50,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final InternalRow[] rows;
     private final int[] slots;
     private final String[] reasons;
-    private final OutputRows out;
+    private final ScoredRows out;
+    /** The public-API path's form: rows as plain values, no UnsafeRow layout (see {@link GenericRows}). */
+    private final boolean generic;
     private final float[][] scratch;
     private final boolean errorColumn;
     /**
@@ -69,7 +71,16 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private volatile boolean closed;
 
     PartitionScorer(ScoringPlan plan, Iterator<InternalRow> input, TaskContext task) {
+        this(plan, input, task, false);
+    }
+
+    /**
+     * @param generic true for the public-API path: input rows are read through their getters only and output rows are
+     *                {@link GenericRows} (no UnsafeRow is built or laid out); false for Spark's internal rows
+     */
+    PartitionScorer(ScoringPlan plan, Iterator<InternalRow> input, TaskContext task, boolean generic) {
         this.plan = plan;
+        this.generic = generic;
         this.input = input;
         this.partition = task == null ? -1 : task.partitionId();
         this.batchSize = plan.batchSize();
@@ -120,7 +131,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         // reads them back from the batch when it is handed out (OutputRows, "deferred columns").
         java.util.List<Integer> ordinals = new java.util.ArrayList<>();
         java.util.List<Integer> deferredInputs = new java.util.ArrayList<>();
-        for (int i = 0; i < vectors.length && DEFER; i++) {
+        for (int i = 0; i < vectors.length && DEFER && !generic; i++) {
             InputAdapter adapter = plan.inputs().get(i);
             if (adapter.copiesVerbatim() && !ordinals.contains(adapter.ordinals()[0])) {
                 ordinals.add(adapter.ordinals()[0]);
@@ -130,8 +141,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.deferredBatch = deferredInputs.stream().mapToLong(i -> addresses[i]).toArray();
         this.deferredRowBytes = deferredInputs.stream().mapToLong(i -> 4L * plan.inputs().get(i).width()).toArray();
         this.sources = new long[deferredBatch.length];
-        this.out = new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(), errorColumn, batchSize,
-                ordinals.stream().mapToInt(Integer::intValue).toArray(), deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
+        this.out = generic ? new GenericRows(plan.inputSchema(), plan.outputs().size(), errorColumn, batchSize)
+                : new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(), errorColumn, batchSize,
+                        ordinals.stream().mapToInt(Integer::intValue).toArray(), deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
         this.scratch = new float[plan.outputs().size()][];
         for (int o = 0; o < scratch.length; o++) {
             scratch[o] = new float[plan.outputs().get(o).width()];
@@ -170,7 +182,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         out.clear();
         while (count < batchSize && input.hasNext()) {
             // The input row is Spark's, valid until the next input.next(): read into the batch, then stored.
-            UnsafeRow row = unsafe(input.next());
+            InternalRow row = generic ? input.next() : unsafe(input.next());
             String reason = null;
             for (int i = 0; i < addresses.length && reason == null; i++) {
                 InputAdapter adapter = plan.inputs().get(i);
@@ -215,7 +227,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         for (int r = 0; r < count && valid < count; r++) {
             if (slots[r] < 0) {
                 // Refused while reading (stored whole), or by the screen (taken out of the batch as a whole row).
-                rows[r] = withoutPredictions(rows[r] != null ? (UnsafeRow) rows[r] : out.row(r), reasons[r]);
+                rows[r] = withoutPredictions(rows[r] != null ? rows[r] : out.row(r), reasons[r]);
             }
         }
         long done = System.nanoTime();
@@ -246,7 +258,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                     r++;
                 }
                 // The whole row, before its slot of the batch is reused: it leaves with null predictions.
-                UnsafeRow whole = out.materialize(r, sources(slot));
+                InternalRow whole = out.materialize(r, sources(slot));
                 rows[r] = whole;
                 String reason = "Column '" + adapter.columns() + "' " + where(whole, rowsBefore + r) + ": value at index " + index
                         + " is " + views[i].getFloat((slot * width + index) * 4);
@@ -284,7 +296,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     }
 
     /** A row that could not be scored (onError=null): its columns, null predictions and the reason. */
-    private InternalRow withoutPredictions(UnsafeRow built, String reason) {
+    private InternalRow withoutPredictions(InternalRow built, String reason) {
         StructType schema = plan.outputSchema();
         GenericInternalRow values = new GenericInternalRow(schema.size());
         for (int i = 0; i < out.inputFields(); i++) {
@@ -294,6 +306,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         }
         if (errorColumn) {
             values.update(schema.size() - 1, UTF8String.fromString(reason));
+        }
+        if (generic) {
+            return values;
         }
         if (toOutput == null) {
             toOutput = UnsafeProjection.create(schema);

@@ -24,10 +24,12 @@ import java.util.Iterator;
 import java.util.List;
 
 /**
- * The slower path for a Spark whose internal DataFrame APIs differ from what {@link SparkInternals} expects: the
- * DataFrame is read as public {@link Row}s (Spark boxes every array element), the model's input columns are handed to
- * the same {@link PartitionScorer}, and the predictions are appended to the original rows, in order. Also forced with
- * {@code spark.kiln.useInternalRows=false}.
+ * The slower path for a Spark whose internals differ from what {@link SparkInternals} expects: the DataFrame is read
+ * and written as public {@link Row}s ({@code javaRDD()}, {@code createDataFrame}; Spark boxes every array element),
+ * the model's input columns are handed to the same {@link PartitionScorer} batching, screening and error handling in
+ * its layout-free form ({@link GenericRows}: values read through the getters of DataSource V2's row interfaces, no
+ * UnsafeRow built, no bytes copied by offset), and the predictions are appended to the original rows, in order. Also
+ * forced with {@code spark.kiln.useInternalRows=false}.
  */
 final class PublicRowPath {
     private PublicRowPath() {
@@ -62,7 +64,7 @@ final class PublicRowPath {
                     return toInternal(row, inputSchema, read);
                 }
             };
-            PartitionScorer scorer = new PartitionScorer(plan, internal, TaskContext.get());
+            PartitionScorer scorer = new PartitionScorer(plan, internal, TaskContext.get(), true);
             return new Iterator<Row>() {
                 @Override
                 public boolean hasNext() {

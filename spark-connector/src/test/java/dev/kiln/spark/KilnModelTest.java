@@ -548,6 +548,61 @@ class KilnModelTest {
         }
     }
 
+    /**
+     * The public-API path's scorer reads rows through their getters and hands out plain-valued rows
+     * ({@link GenericRows}): no UnsafeRow is built, so it does not depend on Spark's row layout. Fed GenericInternalRows
+     * directly (a float array, a null, a NaN, a string column after them), it returns GenericInternalRows with the input
+     * values, predictions by hand and the reasons, in order.
+     */
+    @Test
+    void thePublicPathScorerBuildsNoUnsafeRows() {
+        StructType in = new StructType().add("features", DataTypes.createArrayType(DataTypes.FloatType, true), true).add("tag", DataTypes.StringType, true);
+        StructType out = in.add("y", DataTypes.createArrayType(DataTypes.FloatType, false), true).add("kiln_error", DataTypes.StringType, true);
+        ModelHandle handle = ModelHandle.create(spark, handUri, 1 << 20);
+        ScoringPlan plan = new ScoringPlan(handle, List.of(new InputAdapter.FloatArrayColumn(0, "features", 2)),
+                List.of(new OutputColumn("y", 0, 2, OutputColumn.Transform.NONE)), 2, "cpu", false, "", -1, null,
+                new KilnMetrics(spark.sparkContext(), "generic"), in, out);
+        float[][] features = {{3, 1}, null, {Float.NaN, 1}, {-2, 4}, {0, 0}};
+        List<org.apache.spark.sql.catalyst.InternalRow> rows = new ArrayList<>();
+        for (int i = 0; i < features.length; i++) {
+            Object array = features[i] == null ? null : new org.apache.spark.sql.catalyst.util.GenericArrayData(new Object[] {features[i][0], features[i][1]});
+            rows.add(new org.apache.spark.sql.catalyst.expressions.GenericInternalRow(new Object[] {array,
+                    org.apache.spark.unsafe.types.UTF8String.fromString("t" + i)}));
+        }
+        List<org.apache.spark.sql.catalyst.InternalRow> scored = new ArrayList<>();
+        try (PartitionScorer scorer = new PartitionScorer(plan, rows.iterator(), null, true)) {
+            scorer.forEachRemaining(scored::add);
+        }
+        assertThat(scored).hasSize(5).allSatisfy(r -> assertThat(r).isInstanceOf(org.apache.spark.sql.catalyst.expressions.GenericInternalRow.class));
+        for (int i = 0; i < 5; i++) {
+            assertThat(scored.get(i).getUTF8String(1).toString()).isEqualTo("t" + i);
+        }
+        assertThat(scored.get(0).getArray(2).toFloatArray()).containsExactly(byHand(3, 1));
+        assertThat(scored.get(1).isNullAt(2)).isTrue();
+        assertThat(scored.get(1).getUTF8String(3).toString()).contains("got null");
+        assertThat(scored.get(2).isNullAt(2)).isTrue();
+        assertThat(scored.get(2).getUTF8String(3).toString()).isEqualTo("Column 'features' row 2 of partition -1: value at index 0 is NaN");
+        assertThat(scored.get(3).getArray(0).toFloatArray()).containsExactly(-2f, 4f);
+        assertThat(scored.get(3).getArray(2).toFloatArray()).containsExactly(byHand(-2, 4));
+        assertThat(scored.get(4).getArray(2).toFloatArray()).containsExactly(byHand(0, 0));
+        assertThat(scored.get(4).isNullAt(3)).isTrue();
+        handle.destroy();
+    }
+
+    /** The other input kinds and output transforms, through the public-API path. */
+    @Test
+    void thePublicRowFallbackTakesEveryInputKindAndTransform() {
+        spark.conf().set("spark.kiln.useInternalRows", "false");
+        try {
+            acceptsDoubleArraysVectorsAndNumericColumns();
+            integerIdColumnsFeedAnEmbedding();
+            argmaxAndSoftmaxPostProcessing();
+            aScalarOutputBecomesAFloatColumn();
+        } finally {
+            spark.conf().unset("spark.kiln.useInternalRows");
+        }
+    }
+
     /** y = relu(x W^T + b) of {@link #handModel()}, worked out by hand for one row. */
     private static float[] byHand(float x0, float x1) {
         return new float[] {Math.max(0, x0 + 2 * x1 + 0.5f), Math.max(0, -x0 + 0.5f * x1 - 1)};

@@ -111,6 +111,7 @@ public final class SparkBenchmark {
             double[] wallSeconds = new double[variants];
             double[] taskRun = new double[variants];
             double[] taskCpu = new double[variants];
+            String[] schedule = new String[variants];
             // Warm-up, untimed: a scan and three scoring passes. On 2 cores the JIT compiler competes with both task
             // threads, and the first passes measured converting 0.75-1.9 s against 0.3-0.5 s once compiled.
             noop(input);
@@ -135,6 +136,7 @@ public final class SparkBenchmark {
                     metrics[v] = kiln[v].lastMetrics();
                     taskRun[v] = taskTime.runSeconds();
                     taskCpu[v] = taskTime.cpuSeconds();
+                    schedule[v] = taskTime.schedule();
                     line.append(String.format(" Spark (batch %d) %,.0f rows/s,", effective[v], spark2[v][r]));
                 }
                 long t2 = System.nanoTime();
@@ -166,6 +168,7 @@ public final class SparkBenchmark {
                 log.println("  last repetition: " + metrics[v].summary());
                 log.printf("  last repetition: %.2f s wall x 2 cores = %.2f core-s; Spark task run time %.2f s (CPU %.2f s), Kiln's share %.2f s%n",
                         wallSeconds[v], 2 * wallSeconds[v], taskRun[v], taskCpu[v], (metrics[v].convertNanos() + metrics[v].computeNanos()) / 1e9);
+                log.println("  last repetition: " + schedule[v]);
             }
             StringBuilder rawLine = new StringBuilder("Raw engine medians:");
             for (int e = 0; e < rawBatches.size(); e++) {
@@ -217,14 +220,25 @@ public final class SparkBenchmark {
         return SparkInternals.fromInternalRdd(spark, generated.rdd(), schema);
     }
 
-    /** Sums the run time and CPU time of the tasks that end after {@link #reset()}. */
+    /**
+     * Sums the run time and CPU time of the tasks that end after {@link #reset()}, and keeps when the last job started
+     * and when its tasks were launched and ended (the scheduling delay, and the idle core while the slower task runs).
+     */
     private static final class TaskTime extends org.apache.spark.scheduler.SparkListener {
         private final java.util.concurrent.atomic.AtomicLong runMillis = new java.util.concurrent.atomic.AtomicLong();
         private final java.util.concurrent.atomic.AtomicLong cpuNanos = new java.util.concurrent.atomic.AtomicLong();
+        private volatile long jobStart;
+        private final List<long[]> tasks = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
 
         void reset() {
             runMillis.set(0);
             cpuNanos.set(0);
+            tasks.clear();
+        }
+
+        @Override
+        public void onJobStart(org.apache.spark.scheduler.SparkListenerJobStart start) {
+            jobStart = start.time();
         }
 
         @Override
@@ -233,6 +247,7 @@ public final class SparkBenchmark {
                 runMillis.addAndGet(end.taskMetrics().executorRunTime());
                 cpuNanos.addAndGet(end.taskMetrics().executorCpuTime());
             }
+            tasks.add(new long[] {end.taskInfo().launchTime(), end.taskInfo().finishTime()});
         }
 
         double runSeconds() {
@@ -241,6 +256,20 @@ public final class SparkBenchmark {
 
         double cpuSeconds() {
             return cpuNanos.get() / 1e9;
+        }
+
+        /** "first task launched N ms after the job started, tasks ended X ms apart (T tasks)". */
+        String schedule() {
+            synchronized (tasks) {
+                if (tasks.isEmpty()) {
+                    return "no tasks seen";
+                }
+                long firstLaunch = tasks.stream().mapToLong(t -> t[0]).min().getAsLong();
+                long firstEnd = tasks.stream().mapToLong(t -> t[1]).min().getAsLong();
+                long lastEnd = tasks.stream().mapToLong(t -> t[1]).max().getAsLong();
+                return String.format("first task launched %d ms after the job started, tasks ended %d ms apart (%d tasks)",
+                        firstLaunch - jobStart, lastEnd - firstEnd, tasks.size());
+            }
         }
     }
 
