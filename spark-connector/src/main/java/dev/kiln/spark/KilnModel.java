@@ -349,27 +349,34 @@ public class KilnModel extends Transformer {
     }
 
     /**
-     * Entries of the form {@code name=column} that name the model's inputs or outputs, split in two; null when the
-     * entries are plain column names (positional). An entry whose whole text is a column of {@code schema} stays a
-     * column name even if it holds '='. Mixing the two forms, or naming something the model does not have, is an error.
+     * Entries of the form {@code name=column} whose {@code name} is one of the model's inputs or outputs, split in two;
+     * null when no entry is (plain column names, positional). An entry that is itself a column of {@code schema} stays
+     * a column name, and so does one whose part before '=' names nothing in the model: a column may be called
+     * {@code "a=b"}. Mixing the two forms is an error naming the entries that are not mappings.
      */
     private static List<String[]> named(String[] entries, List<Signature.Spec> specs, StructType schema, String what) {
+        java.util.Set<String> specNames = new java.util.HashSet<>();
+        for (Signature.Spec spec : specs) {
+            specNames.add(spec.name());
+        }
         List<String[]> named = new ArrayList<>();
+        List<String> plain = new ArrayList<>();
         for (String entry : entries) {
             int eq = entry.indexOf('=');
             boolean column = schema != null && Arrays.asList(schema.fieldNames()).contains(entry);
-            if (eq > 0 && eq < entry.length() - 1 && !column) {
-                String name = entry.substring(0, eq).trim();
-                indexOf(specs, name, what);
+            String name = eq > 0 ? entry.substring(0, eq).trim() : "";
+            if (!column && eq > 0 && eq < entry.length() - 1 && specNames.contains(name)) {
                 named.add(new String[] {name, entry.substring(eq + 1).trim()});
+            } else {
+                plain.add(entry);
             }
         }
         if (named.isEmpty()) {
             return null;
         }
-        if (named.size() != entries.length) {
-            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "%sCols %s mix '%s=column' entries with plain column names; use one form",
-                    what, Arrays.toString(entries), what);
+        if (!plain.isEmpty()) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "%sCols %s mix '%s=column' entries with plain column names %s: use one form "
+                    + "(the model's %ss are %s)", what, Arrays.toString(entries), what, plain, what, specNames.stream().sorted().toList());
         }
         return named;
     }

@@ -29,7 +29,9 @@ import java.nio.ByteBuffer;
  * reading a DataFrame as internal rows and building one from them (the fallback when the plan node is turned off), and
  * bulk-copying the body of an {@code UnsafeArrayData}. The node classes themselves extend Catalyst's, and
  * {@link OutputRows} writes output rows in {@code UnsafeRow}'s byte layout (OutputRowsTest compares it byte for byte
- * with Spark's own projection, so a layout change fails loudly); {@link PublicRowPath} uses none of them. They avoid Spark's boxing of every element of a nullable
+ * with Spark's own projection, so a layout change fails loudly). {@link PublicRowPath} uses none of the DataFrame-level
+ * ones and builds no UnsafeRow; of this class it only reaches {@link #copyFloatsChecked}'s element-by-element branch (its
+ * arrays are not UnsafeArrayData). They avoid Spark's boxing of every element of a nullable
  * {@code array<float>} (measured 3.5 µs per 512-float row against 0.1 µs) and, with the plan node, the copy of every
  * output row an RDD-backed DataFrame makes. {@link #available()} checks them once; when a Spark upgrade changes them,
  * Kiln falls back to the public Row API (slower) and {@code SparkInternalsTest} fails loudly.

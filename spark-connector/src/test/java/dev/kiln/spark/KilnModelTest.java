@@ -482,15 +482,18 @@ class KilnModelTest {
         }
         StructType s = frame.schema();
         assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("x=a", "w=b").transformSchema(s))
-                .hasMessage("The model has no input named 'w'; its inputs are [x, z]");
+                .hasMessage("inputCols [x=a, w=b] mix 'input=column' entries with plain column names [w=b]: use one form (the model's inputs are [x, z])");
         assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("x=a").transformSchema(s))
                 .hasMessageContaining("Model input 'z' [batch, 2] has no column").hasMessageContaining("'z=COLUMN'");
         assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("x=a", "b").transformSchema(s))
                 .hasMessageContaining("mix 'input=column' entries with plain column names");
         assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("a", "b").setOutputCols("sum=p", "sum=q").transformSchema(s))
                 .hasMessage("Model output 'sum' is mapped twice in outputCols [sum=p, sum=q]");
-        assertThatThrownBy(() -> new KilnModel().setModelUri(uri).setInputCols("a", "b").setOutputCols("logits=p").transformSchema(s))
-                .hasMessage("The model has no output named 'logits'; its outputs are [sum, diff]");
+        // An entry whose part before '=' names no model output is a column name: a column may be called "logits=p".
+        assertThat(new KilnModel().setModelUri(uri).setInputCols("a", "b").setOutputCols("logits=p").transformSchema(s).fieldNames())
+                .containsExactly("id", "a", "b", "b0", "b1", "logits=p");
+        assertThat(new KilnModel().setModelUri(uri).setInputCols("a", "b").setOutputCols("sum=sum=1").transformSchema(s).fieldNames())
+                .as("OUTPUT=NAME spells a name with '=' for a model output").endsWith("sum=1");
     }
 
     /**
@@ -586,6 +589,31 @@ class KilnModelTest {
         assertThat(scored.get(3).getArray(2).toFloatArray()).containsExactly(byHand(-2, 4));
         assertThat(scored.get(4).getArray(2).toFloatArray()).containsExactly(byHand(0, 0));
         assertThat(scored.get(4).isNullAt(3)).isTrue();
+
+        // A double array is screened for NaN after the batch is filled: the NaN row leaves the batch (later rows move
+        // down a slot) and keeps its input values; the rows around it keep their own predictions.
+        StructType din = new StructType().add("features", DataTypes.createArrayType(DataTypes.DoubleType, true), true);
+        StructType dout = din.add("y", DataTypes.createArrayType(DataTypes.FloatType, false), true).add("kiln_error", DataTypes.StringType, true);
+        ScoringPlan doubles = new ScoringPlan(handle, List.of(new InputAdapter.DoubleArrayColumn(0, "features", 2)),
+                List.of(new OutputColumn("y", 0, 2, OutputColumn.Transform.NONE)), 3, "cpu", false, "", -1, null,
+                new KilnMetrics(spark.sparkContext(), "generic-doubles"), din, dout);
+        double[][] values = {{3, 1}, {1, Double.NaN}, {-2, 4}, {0, 0}};
+        List<org.apache.spark.sql.catalyst.InternalRow> drows = new ArrayList<>();
+        for (double[] v : values) {
+            drows.add(new org.apache.spark.sql.catalyst.expressions.GenericInternalRow(new Object[] {
+                    new org.apache.spark.sql.catalyst.util.GenericArrayData(new Object[] {v[0], v[1]})}));
+        }
+        List<org.apache.spark.sql.catalyst.InternalRow> dscored = new ArrayList<>();
+        try (PartitionScorer scorer = new PartitionScorer(doubles, drows.iterator(), null, true)) {
+            scorer.forEachRemaining(dscored::add);
+        }
+        assertThat(dscored).hasSize(4).allSatisfy(r -> assertThat(r).isInstanceOf(org.apache.spark.sql.catalyst.expressions.GenericInternalRow.class));
+        assertThat(dscored.get(0).getArray(1).toFloatArray()).containsExactly(byHand(3, 1));
+        assertThat(dscored.get(1).isNullAt(1)).isTrue();
+        assertThat(dscored.get(1).getArray(0).toDoubleArray()[0]).isEqualTo(1.0);
+        assertThat(dscored.get(1).getUTF8String(2).toString()).isEqualTo("Column 'features' row 1 of partition -1: value at index 1 is NaN");
+        assertThat(dscored.get(2).getArray(1).toFloatArray()).containsExactly(byHand(-2, 4));
+        assertThat(dscored.get(3).getArray(1).toFloatArray()).containsExactly(byHand(0, 0));
         handle.destroy();
     }
 

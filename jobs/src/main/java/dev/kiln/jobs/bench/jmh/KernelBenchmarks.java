@@ -36,7 +36,8 @@ import java.util.concurrent.TimeUnit;
  * The CPU backend's kernels one at a time, each as a one-node compiled graph on the shapes of the reference models
  * (the seed MLP's first dense layer, the CNN's second convolution and its pooling, the encoder's attention softmax and
  * GELU), plus the whole seed MLP at batch 1 and 1024, and the Spark connector's per-row batch copy. Run with
- * {@code bin/kiln bench --jmh [REGEX]}; the forked JVMs inherit bin/kiln's flags and environment (OpenBLAS core type, one BLAS thread, the Vector API module).
+ * {@code bin/kiln bench --jmh [REGEX]}; the forked JVMs inherit bin/kiln's flags and environment (one BLAS thread, the Vector API module, and the OpenBLAS core type where
+ * bin/kiln sets it: on AVX-512 CPUs).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
