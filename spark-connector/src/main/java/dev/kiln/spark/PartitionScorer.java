@@ -192,6 +192,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                 }
             }
             if (reason != null && plan.failOnBadRow()) {
+                // An earlier row of this batch may hold a NaN the batch screen has not looked at yet: that row is the
+                // first bad one, and the screen fails the task naming it.
+                screenNonFinite(valid);
                 throw new KilnException(ErrorCode.BAD_INPUT, reason + " (set onError to 'null' to score the other rows)");
             }
             if (reason == null && deferredBatch.length > 0) {

@@ -614,6 +614,19 @@ class KilnModelTest {
         assertThat(dscored.get(1).getUTF8String(2).toString()).isEqualTo("Column 'features' row 1 of partition -1: value at index 1 is NaN");
         assertThat(dscored.get(2).getArray(1).toFloatArray()).containsExactly(byHand(-2, 4));
         assertThat(dscored.get(3).getArray(1).toFloatArray()).containsExactly(byHand(0, 0));
+
+        // onError=fail names the first bad row: the NaN of row 1 (found by the batch screen), not the null of row 2
+        // (found while reading, before the screen ran).
+        ScoringPlan failing = new ScoringPlan(handle, doubles.inputs(), doubles.outputs(), 3, "cpu", true, "", -1, null,
+                new KilnMetrics(spark.sparkContext(), "generic-fail"), din, new StructType().add(dout.fields()[0]).add(dout.fields()[1]));
+        List<org.apache.spark.sql.catalyst.InternalRow> nanThenNull = List.of(drows.get(0), drows.get(1),
+                new org.apache.spark.sql.catalyst.expressions.GenericInternalRow(new Object[] {null}));
+        for (boolean generic : new boolean[] {true, false}) {
+            try (PartitionScorer scorer = new PartitionScorer(failing, nanThenNull.iterator(), null, generic)) {
+                assertThatThrownBy(scorer::hasNext).as("generic %s", generic)
+                        .hasMessageStartingWith("Column 'features' row 1 of partition -1: value at index 1 is NaN");
+            }
+        }
         handle.destroy();
     }
 
