@@ -319,9 +319,32 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         return toOutput.apply(values).copy();
     }
 
+    /**
+     * A key value as a user wrote it: Spark keeps a date as days since 1970 and a timestamp as microseconds, which a
+     * message would otherwise show as bare numbers. (The public-Row path hands over the external values themselves.)
+     */
+    static Object readable(Object value, org.apache.spark.sql.types.DataType type) {
+        if (value instanceof Integer days && type instanceof org.apache.spark.sql.types.DateType) {
+            return java.time.LocalDate.ofEpochDay(days);
+        }
+        if (value instanceof Long micros && type instanceof org.apache.spark.sql.types.TimestampType) {
+            java.sql.Timestamp at = new java.sql.Timestamp(Math.floorDiv(micros, 1000L));
+            at.setNanos((int) Math.floorMod(micros, 1_000_000L) * 1000);
+            return at;
+        }
+        if (value instanceof Long micros && type instanceof org.apache.spark.sql.types.TimestampNTZType) {
+            return java.time.LocalDateTime.ofEpochSecond(Math.floorDiv(micros, 1_000_000L), (int) Math.floorMod(micros, 1_000_000L) * 1000,
+                    java.time.ZoneOffset.UTC);
+        }
+        if (value instanceof byte[] bytes) {
+            return java.util.Arrays.toString(bytes);
+        }
+        return value;
+    }
+
     private String where(InternalRow row, long offset) {
         if (plan.keyOrdinal() >= 0) {
-            Object key = row.isNullAt(plan.keyOrdinal()) ? "null" : row.get(plan.keyOrdinal(), plan.keyType());
+            Object key = row.isNullAt(plan.keyOrdinal()) ? "null" : readable(row.get(plan.keyOrdinal(), plan.keyType()), plan.keyType());
             return "row with " + plan.keyColumn() + "=" + key;
         }
         return "row " + offset + " of partition " + partition;

@@ -112,6 +112,10 @@ final class PublicRowPath {
                     || type.equals(DataTypes.LongType) || type.equals(DataTypes.ShortType) || type.equals(DataTypes.ByteType)
                     || type.equals(DataTypes.BooleanType)) {
                 internal.update(i, value);
+            } else {
+                // Only a key column gets here (inputs are arrays, vectors or numbers): its external value (a date, a
+                // timestamp, a decimal) is kept as it is, for the error messages that name a bad row by it.
+                internal.update(i, value);
             }
         }
         return internal;

@@ -630,6 +630,30 @@ class KilnModelTest {
         handle.destroy();
     }
 
+    /** A bad row is named by a key column of any type, here a date and a timestamp, on both paths. */
+    @Test
+    void badRowsAreNamedByADateOrTimestampKey() {
+        StructType schema = new StructType().add("day", DataTypes.DateType, false).add("at", DataTypes.TimestampType, false)
+                .add("features", DataTypes.createArrayType(DataTypes.FloatType, true), true);
+        java.sql.Timestamp at = java.sql.Timestamp.valueOf("2024-01-02 03:04:05");
+        List<Row> data = List.of(RowFactory.create(java.sql.Date.valueOf("2024-01-01"), at, List.of(3f, 1f)),
+                RowFactory.create(java.sql.Date.valueOf("2024-01-02"), at, List.of(Float.NaN, 1f)));
+        for (String internal : new String[] {"true", "false"}) {
+            spark.conf().set("spark.kiln.useInternalRows", internal);
+            try {
+                for (String key : new String[] {"day", "at"}) {
+                    List<Row> out = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setKeyCol(key)
+                            .transform(spark.createDataFrame(data, schema).coalesce(1)).orderBy("day").collectAsList();
+                    assertThat(floats(out.get(0), "y")).containsExactly(byHand(3, 1));
+                    assertThat(out.get(1).getString(4)).as("internal rows %s, key %s", internal, key)
+                            .isEqualTo("Column 'features' row with " + key + "=" + (key.equals("day") ? "2024-01-02" : at) + ": value at index 0 is NaN");
+                }
+            } finally {
+                spark.conf().unset("spark.kiln.useInternalRows");
+            }
+        }
+    }
+
     /** The other input kinds and output transforms, through the public-API path. */
     @Test
     void thePublicRowFallbackTakesEveryInputKindAndTransform() {
