@@ -639,8 +639,7 @@ class KilnModelTest {
         List<Row> data = List.of(RowFactory.create(java.sql.Date.valueOf("2024-01-01"), at, List.of(3f, 1f)),
                 RowFactory.create(java.sql.Date.valueOf("2024-01-02"), at, List.of(Float.NaN, 1f)));
         for (String internal : new String[] {"true", "false"}) {
-            spark.conf().set("spark.kiln.useInternalRows", internal);
-            try {
+            withConf("spark.kiln.useInternalRows", internal, () -> {
                 for (String key : new String[] {"day", "at"}) {
                     List<Row> out = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setKeyCol(key)
                             .transform(spark.createDataFrame(data, schema).coalesce(1)).orderBy("day").collectAsList();
@@ -648,23 +647,28 @@ class KilnModelTest {
                     assertThat(out.get(1).getString(4)).as("internal rows %s, key %s", internal, key)
                             .isEqualTo("Column 'features' row with " + key + "=" + (key.equals("day") ? "2024-01-02" : at) + ": value at index 0 is NaN");
                 }
-            } finally {
-                spark.conf().unset("spark.kiln.useInternalRows");
-            }
+            });
         }
     }
 
     /** The other input kinds and output transforms, through the public-API path. */
     @Test
     void thePublicRowFallbackTakesEveryInputKindAndTransform() {
-        spark.conf().set("spark.kiln.useInternalRows", "false");
-        try {
+        withConf("spark.kiln.useInternalRows", "false", () -> {
             acceptsDoubleArraysVectorsAndNumericColumns();
             integerIdColumnsFeedAnEmbedding();
             argmaxAndSoftmaxPostProcessing();
             aScalarOutputBecomesAFloatColumn();
+        });
+    }
+
+    /** Runs {@code body} with a session conf value set, and unsets it afterwards. */
+    private static void withConf(String key, String value, Runnable body) {
+        spark.conf().set(key, value);
+        try {
+            body.run();
         } finally {
-            spark.conf().unset("spark.kiln.useInternalRows");
+            spark.conf().unset(key);
         }
     }
 
@@ -768,20 +772,16 @@ class KilnModelTest {
     /** With {@code spark.kiln.planNode=false} the transform goes through an RDD of internal rows, as before the node. */
     @Test
     void theRddFallbackGivesTheSameResults() {
-        spark.conf().set("spark.kiln.planNode", "false");
-        try {
+        withConf("spark.kiln.planNode", "false", () -> {
             Dataset<Row> scored = goodAndBadRowsWithOnErrorNull();
             assertThat(scored.queryExecution().executedPlan().toString()).contains("ExistingRDD").doesNotContain("KilnScore");
             assertGoodAndBadRowsByHand(scored.collectAsList());
-        } finally {
-            spark.conf().unset("spark.kiln.planNode");
-        }
+        });
     }
 
     @Test
     void thePublicRowFallbackGivesTheSameResults() {
-        spark.conf().set("spark.kiln.useInternalRows", "false");
-        try {
+        withConf("spark.kiln.useInternalRows", "false", () -> {
             // A column the model does not read, of a type the fallback does not convert, passes through untouched.
             Dataset<Row> tagged = featureRows(List.of(new float[] {3, 1}, new float[] {-2, 4}), 1)
                     .withColumn("tags", org.apache.spark.sql.functions.array(org.apache.spark.sql.functions.lit("a"), org.apache.spark.sql.functions.lit("b")));
@@ -789,9 +789,7 @@ class KilnModelTest {
             assertThat(withTags.get(1).<String>getList(2)).containsExactly("a", "b");
             assertThat(floats(withTags.get(1), "y")).containsExactly(6.5f, 3f);
             assertGoodAndBadRowsByHand(goodAndBadRowsWithOnErrorNull().collectAsList());
-        } finally {
-            spark.conf().unset("spark.kiln.useInternalRows");
-        }
+        });
     }
 
     /** Unset, the batch holds 1 MiB of model input: worked out by hand for a few row widths, and shown by explain. */

@@ -199,13 +199,21 @@ final class Float64Reference {
             this.what = what;
         }
 
-        void close(float actual, double expected, double bound, String where) {
+        /** Counts a comparison; true when the reference is NaN (then {@code actual} must be NaN too). */
+        private boolean countedNaN(float actual, double expected, String where) {
             compared++;
-            if (Double.isNaN(expected)) {
-                nans++;
-                if (!Float.isNaN(actual)) {
-                    fail("%s, %s: expected NaN (float64 reference), got %s", what, where, actual);
-                }
+            if (!Double.isNaN(expected)) {
+                return false;
+            }
+            nans++;
+            if (!Float.isNaN(actual)) {
+                fail("%s, %s: expected NaN (float64 reference), got %s", what, where, actual);
+            }
+            return true;
+        }
+
+        void close(float actual, double expected, double bound, String where) {
+            if (countedNaN(actual, expected, where)) {
                 return;
             }
             if (Float.isInfinite((float) expected)) {
@@ -227,12 +235,7 @@ final class Float64Reference {
 
         /** Bit for bit (results that are one correctly rounded float operation); NaN matches any NaN. */
         void exact(float actual, double expected, String where) {
-            compared++;
-            if (Double.isNaN(expected)) {
-                nans++;
-                if (!Float.isNaN(actual)) {
-                    fail("%s, %s: expected NaN (float64 reference), got %s", what, where, actual);
-                }
+            if (countedNaN(actual, expected, where)) {
                 return;
             }
             if (Float.floatToIntBits(actual) != Float.floatToIntBits((float) expected)) {
