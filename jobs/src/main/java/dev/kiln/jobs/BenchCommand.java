@@ -43,7 +43,8 @@ final class BenchCommand implements KilnCli.Command {
                 "             --threads 1,2 runs that many workers at once (own executor / ORT tensors each)",
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; --batch: the transform's batch sizes,",
                 "             interleaved; default KilnModel's own; --input FILE.parquet: score that table's 'features' instead",
-                "             of generated cached rows, e.g. the rows bin/kiln demo writes)",
+                "             of generated cached rows, e.g. the rows bin/kiln demo writes; --partitions N: the generated rows' partitions,",
+                "             default 2, one per core)",
                 "  --jmh      instead: the JMH kernel suite (KernelBenchmarks); --only NAME picks benchmarks, e.g. --only seedMlp",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
@@ -54,7 +55,7 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model", "only", "input"), Set.of("compiled-only", "spark", "peers", "profile", "jmh"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model", "only", "input", "partitions"), Set.of("compiled-only", "spark", "peers", "profile", "jmh"));
         if (args.flag("jmh")) {
             String pattern = args.get("only", "");
             List<String> jmh = new java.util.ArrayList<>(List.of("-rf", "json", "-rff", "jmh-result.json"));
@@ -83,7 +84,7 @@ final class BenchCommand implements KilnCli.Command {
         if (args.flag("spark")) {
             // Without --batch: KilnModel's own batch size (0 there).
             SparkBenchmark.run(args.getInt("rows", 1_000_000), args.getInt("reps", 3), args.has("batch") ? args.getIntList("batch", null) : List.of(0),
-                    args.has("input") ? args.get("input", null) : null, out);
+                    args.has("input") ? args.get("input", null) : null, args.getInt("partitions", 2), out);
             return 0;
         }
         ModelZoo.Entry entry = ModelZoo.get(args.get("model", "zoo:seed-mlp"));

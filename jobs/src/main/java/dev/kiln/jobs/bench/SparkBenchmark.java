@@ -54,7 +54,7 @@ public final class SparkBenchmark {
      * counted as Spark's gain. Returns one result per batch size.
      */
     public static List<Result> run(long rows, int repetitions, List<Integer> batches, PrintStream log) throws Exception {
-        return run(rows, repetitions, batches, null, log);
+        return run(rows, repetitions, batches, null, 2, log);
     }
 
     /**
@@ -62,7 +62,7 @@ public final class SparkBenchmark {
      * column named {@code features}, as {@code bin/kiln demo} writes) instead of generated, cached rows, when not null:
      * the bare scan is then the Parquet decoding that scoring also pays.
      */
-    public static List<Result> run(long rows, int repetitions, List<Integer> batches, String parquet, PrintStream log) throws Exception {
+    public static List<Result> run(long rows, int repetitions, List<Integer> batches, String parquet, int partitions, PrintStream log) throws Exception {
         Path dir = Files.createTempDirectory("kiln-spark-bench");
         ModelZoo.Entry entry = ModelZoo.get("seed-mlp");
         entry.block().setSeed(2024);
@@ -76,8 +76,8 @@ public final class SparkBenchmark {
         try {
             Dataset<Row> input;
             if (parquet == null) {
-                log.printf("Generating and caching %,d rows of array<float>[512] ...%n", rows);
-                input = generate(spark, rows).cache();
+                log.printf("Generating and caching %,d rows of array<float>[512] in %d partitions ...%n", rows, partitions);
+                input = generate(spark, rows, partitions).cache();
             } else {
                 log.printf("Reading %s (Parquet, not cached: every pass decodes it) ...%n", parquet);
                 input = spark.read().parquet(parquet);
@@ -189,17 +189,19 @@ public final class SparkBenchmark {
     }
 
     /**
-     * {@code (id bigint, features array<float>[512])} with features[i] = sin(0.37 id + i + 1), two partitions, written
-     * as internal rows: Spark's own {@code transform(sequence(...), ...)} is interpreted and took minutes for 1 M rows.
+     * {@code (id bigint, features array<float>[512])} with features[i] = sin(0.37 id + i + 1), in {@code partitions}
+     * partitions, written as internal rows: Spark's own {@code transform(sequence(...), ...)} is interpreted and took
+     * minutes for 1 M rows.
      */
-    static Dataset<Row> generate(SparkSession spark, long rows) {
+    static Dataset<Row> generate(SparkSession spark, long rows, int partitions) {
         StructType schema = new StructType().add("id", DataTypes.LongType, false)
                 .add("features", DataTypes.createArrayType(DataTypes.FloatType, false), false);
-        JavaRDD<InternalRow> generated = JavaSparkContext.fromSparkContext(spark.sparkContext()).parallelize(List.of(0, 1), 2)
+        List<Integer> parts = java.util.stream.IntStream.range(0, partitions).boxed().toList();
+        JavaRDD<InternalRow> generated = JavaSparkContext.fromSparkContext(spark.sparkContext()).parallelize(parts, partitions)
                 .mapPartitions(part -> {
                     int p = part.next();
-                    long from = rows * p / 2;
-                    long to = rows * (p + 1) / 2;
+                    long from = rows * p / partitions;
+                    long to = rows * (p + 1) / partitions;
                     float[] features = new float[512];
                     UnsafeProjection projection = UnsafeProjection.create(schema);
                     return new java.util.Iterator<InternalRow>() {
@@ -264,17 +266,20 @@ public final class SparkBenchmark {
             return cpuNanos.get() / 1e9;
         }
 
-        /** "first task launched N ms after the job started, tasks ended X ms apart (T tasks)". */
+        /**
+         * "first task launched N ms after the job started, the last task ended X ms after the one before it (T tasks)":
+         * with two cores, X is how long one core sat idle at the end of the job.
+         */
         String schedule() {
             synchronized (tasks) {
                 if (tasks.isEmpty()) {
                     return "no tasks seen";
                 }
                 long firstLaunch = tasks.stream().mapToLong(t -> t[0]).min().getAsLong();
-                long firstEnd = tasks.stream().mapToLong(t -> t[1]).min().getAsLong();
-                long lastEnd = tasks.stream().mapToLong(t -> t[1]).max().getAsLong();
-                return String.format("first task launched %d ms after the job started, tasks ended %d ms apart (%d tasks)",
-                        firstLaunch - jobStart, lastEnd - firstEnd, tasks.size());
+                long[] ends = tasks.stream().mapToLong(t -> t[1]).sorted().toArray();
+                long gap = ends.length < 2 ? 0 : ends[ends.length - 1] - ends[ends.length - 2];
+                return String.format("first task launched %d ms after the job started, the last task ended %d ms after the one before it (%d tasks)",
+                        firstLaunch - jobStart, gap, tasks.size());
             }
         }
     }
