@@ -71,7 +71,7 @@ final class BenchCommand implements KilnCli.Command {
             out.printf("Kiln vs ONNX Runtime %s on %s, workers %s (one thread each), %s%n", ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion(),
                     onnx, args.get("threads", "1"), environment());
             List<SeedBenchmark.Result> results = dev.kiln.jobs.bench.PeerBenchmark.run(Models.existingFile(onnx.toString()),
-                    args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), out);
+                    args.getIntList("batch", "1,1024"), args.getIntList("threads", "1"), args.getInt("calls", 1000), args.getInt("rows", 262_144), args.getInt("reps", 5), !args.flag("compiled-only"), out);
             writeOutputs(args, results, out, onnx.getFileName() + " (" + onnx.getParent().getFileName() + "): Kiln vs ONNX Runtime and sgemm ceilings (median rows/s)", false);
             printProfile(args, out);
             if (args.flag("profile")) {

@@ -50,16 +50,16 @@ public final class PeerBenchmark {
     }
 
     public static List<SeedBenchmark.Result> run(Path onnx, List<Integer> batches, int calls, int rows, int repetitions, PrintStream log) throws Exception {
-        return run(onnx, batches, List.of(1), calls, rows, repetitions, log);
+        return run(onnx, batches, List.of(1), calls, rows, repetitions, true, log);
     }
 
     /**
      * With {@code workerCounts}: each count T runs T workers at once, each with its own Kiln executor, ONNX Runtime
      * input/output tensors (one shared session, one intra-op thread) and ceiling GEMMs: the rate is all workers' rows
-     * over the wall time, the µs/call one worker's.
+     * over the wall time, the µs/call one worker's. {@code withEager} false leaves Kiln eager out.
      */
     public static List<SeedBenchmark.Result> run(Path onnx, List<Integer> batches, List<Integer> workerCounts, int calls, int rows, int repetitions,
-                                                 PrintStream log) throws Exception {
+                                                 boolean withEager, PrintStream log) throws Exception {
         CpuBackend.setBlasThreads(1);
         List<SeedBenchmark.Result> results = new ArrayList<>();
         OrtEnvironment env = OrtEnvironment.getEnvironment();
@@ -77,7 +77,7 @@ public final class PeerBenchmark {
             boolean seedMlp = inShape.length == 2 && inShape[1] == 512 && outWidth == 2;
             String inName = model.signature().inputs().get(0).name();
             String outName = model.signature().outputs().get(0).name();
-            Block eager = eagerBlock(onnx, log);
+            Block eager = withEager ? eagerBlock(onnx, log) : null;
             for (int batch : batches) {
                 for (int threads : workerCounts) {
                     runOne(env, session, model, eager, inName, outName, inShape, outShape, seedMlp, batch, threads,
