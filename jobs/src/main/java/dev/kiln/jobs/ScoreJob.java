@@ -100,7 +100,7 @@ public final class ScoreJob implements KilnCli.Command {
             KilnModel kiln = new KilnModel().setModelUri(model).setInputCols(inputCols).setOutputCols(outputCols)
                     .setDevice(args.get("device", defaults.getProperty("kiln.device", "auto")))
                     .setOnError(args.get("on-error", defaults.getProperty("kiln.onError", "fail")))
-                    .setBroadcastThreshold(Long.parseLong(defaults.getProperty("kiln.broadcastThreshold", String.valueOf(64L << 20))))
+                    .setBroadcastThreshold(Long.parseLong(defaults.getProperty("kiln.broadcastThreshold", String.valueOf(dev.kiln.spark.ModelHandle.DEFAULT_BROADCAST_THRESHOLD))))
                     .setOutputTransform(args.get("output-transform", "none"));
             // Unset (no option, no kiln.batchSize): KilnModel sizes batches to its input (1 MiB of it).
             String batchSize = args.has("batch-size") ? String.valueOf(args.getInt("batch-size", 0)) : defaults.getProperty("kiln.batchSize", "").trim();

@@ -46,10 +46,10 @@ import java.util.Locale;
  * Input columns map to the model's inputs in order, or by name with {@code input=column} entries
  * ({@code setInputCols("ids=token_ids", "mask=attention_mask")}); a one-input model may instead take several numeric
  * columns, assembled into its input (by name: several entries for one input). Output columns take the model's first
- * outputs in order, or pick outputs by name ({@code setOutputCols("logits=scores")}). {@code transformSchema} checks names, types and (where the schema says) sizes before any
- * job runs. Every input row yields exactly one output row, in order; rows with null, mis-sized or non-finite input
- * fail the job ({@code onError=fail}, naming column and row) or get null predictions and a message in
- * {@code errorCol} ({@code onError=null}).
+ * outputs in order, or pick outputs by name ({@code setOutputCols("logits=scores")}). {@code transformSchema} checks
+ * names, types and (where the schema says) sizes before any job runs. Every input row yields exactly one output row,
+ * in order; rows with null, mis-sized or non-finite input fail the job ({@code onError=fail}, naming column and row)
+ * or get null predictions and a message in {@code errorCol} ({@code onError=null}).
  */
 public class KilnModel extends Transformer {
     private static final long serialVersionUID = 1L;
@@ -93,7 +93,7 @@ public class KilnModel extends Transformer {
         setDefault(onError, "fail");
         setDefault(errorCol, "kiln_error");
         setDefault(keyCol, "");
-        setDefault(broadcastThreshold, 64L << 20);
+        setDefault(broadcastThreshold, ModelHandle.DEFAULT_BROADCAST_THRESHOLD);
     }
 
     @Override

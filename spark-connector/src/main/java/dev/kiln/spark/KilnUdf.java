@@ -28,7 +28,7 @@ public final class KilnUdf {
 
     /** Registers the function; returns the handle it scores with (broadcast, or read from storage by executors). */
     public static ModelHandle register(SparkSession spark, String name, String modelUri) {
-        String threshold = spark.conf().get(BROADCAST_THRESHOLD, String.valueOf(64L << 20));
+        String threshold = spark.conf().get(BROADCAST_THRESHOLD, String.valueOf(ModelHandle.DEFAULT_BROADCAST_THRESHOLD));
         long bytes;
         try {
             bytes = Long.parseLong(threshold.trim());

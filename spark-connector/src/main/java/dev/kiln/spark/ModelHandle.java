@@ -34,6 +34,9 @@ public final class ModelHandle implements Serializable {
         this.driverFile = file;
     }
 
+    /** The default broadcast threshold: model files up to 64 MiB travel in a broadcast. */
+    public static final long DEFAULT_BROADCAST_THRESHOLD = 64L << 20;
+
     /** Reads and checks the model on the driver; broadcasts its bytes when the file is at most {@code broadcastThreshold}. */
     public static ModelHandle create(SparkSession spark, String uri, long broadcastThreshold) {
         ModelStore store = new ModelStore(spark.sparkContext().hadoopConfiguration());

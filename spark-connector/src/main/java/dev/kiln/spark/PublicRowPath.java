@@ -108,13 +108,10 @@ final class PublicRowPath {
                 internal.update(i, udt.serialize((Vector) value));
             } else if (type.equals(DataTypes.StringType)) {
                 internal.update(i, UTF8String.fromString((String) value));
-            } else if (type.equals(DataTypes.FloatType) || type.equals(DataTypes.DoubleType) || type.equals(DataTypes.IntegerType)
-                    || type.equals(DataTypes.LongType) || type.equals(DataTypes.ShortType) || type.equals(DataTypes.ByteType)
-                    || type.equals(DataTypes.BooleanType)) {
-                internal.update(i, value);
             } else {
-                // Only a key column gets here (inputs are arrays, vectors or numbers): its external value (a date, a
-                // timestamp, a decimal) is kept as it is, for the error messages that name a bad row by it.
+                // Numbers and booleans are the same inside and out. Any other type is a key column's (inputs are
+                // arrays, vectors or numbers): its external value (a date, a timestamp, a decimal) is kept as it is,
+                // for the error messages that name a bad row by it.
                 internal.update(i, value);
             }
         }

@@ -225,8 +225,9 @@ public final class SparkBenchmark {
     }
 
     /**
-     * Sums the run time and CPU time of the tasks that end after {@link #reset()}, and keeps when the last job started
-     * and when its tasks were launched and ended (the scheduling delay, and the idle core while the slower task runs).
+     * Sums the run time and CPU time of the tasks that end after {@link #reset()}, and keeps when the first job after it
+     * started and when the tasks were launched and ended (the scheduling delay, and the idle core while the slower task
+     * runs).
      */
     private static final class TaskTime extends org.apache.spark.scheduler.SparkListener {
         private final java.util.concurrent.atomic.AtomicLong runMillis = new java.util.concurrent.atomic.AtomicLong();
