@@ -44,7 +44,7 @@ final class BenchCommand implements KilnCli.Command {
                 "  --spark    instead: Spark end to end on local[2] (--rows, default 1000000; --reps, default 3; --batch: the transform's batch sizes,",
                 "             interleaved; default KilnModel's own; --input FILE.parquet: score that table's 'features' instead",
                 "             of generated cached rows, e.g. the rows bin/kiln demo writes; --partitions N: the generated rows' partitions,",
-                "             default 2, one per core)",
+                "             default 2, one per core; untimed repetitions first, 3 to 15, until the JIT compilers settle)",
                 "  --jmh      instead: the JMH kernel suite (KernelBenchmarks); --only NAME picks benchmarks, e.g. --only seedMlp",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",

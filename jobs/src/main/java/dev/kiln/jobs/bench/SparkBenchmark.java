@@ -30,7 +30,7 @@ import java.util.List;
  * {@code local[2]}, timed over full evaluation (a no-op sink), beside a bare scan of the same cached input, the same
  * transform through the RDD fallback ({@code spark.kiln.planNode=false}: an RDD-backed DataFrame, which copies every
  * output row once more) and the raw engine's rate on the same 2 cores (2 workers; at 1,024 rows and at each batch
- * size timed), repetitions interleaved in one run after {@value #WARMUP_PASSES} untimed scoring passes.
+ * size timed), repetitions interleaved in one run after untimed ones that let the JIT compilers settle.
  */
 public final class SparkBenchmark {
     /** Medians (and min, max) of the repetitions. */
@@ -41,8 +41,13 @@ public final class SparkBenchmark {
         }
     }
 
-    /** Untimed scoring passes before the repetitions. */
-    static final int WARMUP_PASSES = 3;
+    /**
+     * Untimed repetitions before the timed ones: at least {@value #MIN_WARMUPS}, then more until one spends under
+     * {@link #SETTLED_JIT_SHARE} of the cores' time in the JIT compilers, at most {@value #MAX_WARMUPS}.
+     */
+    static final int MIN_WARMUPS = 3;
+    static final int MAX_WARMUPS = 15;
+    static final double SETTLED_JIT_SHARE = 0.02;
 
     private SparkBenchmark() {
     }
@@ -112,44 +117,60 @@ public final class SparkBenchmark {
             double[] taskRun = new double[variants];
             double[] taskCpu = new double[variants];
             String[] schedule = new String[variants];
-            // Warm-up, untimed: a scan and three scoring passes. On 2 cores the JIT compiler competes with both task
-            // threads, and the first passes measured converting 0.75-1.9 s against 0.3-0.5 s once compiled.
+            // Warm-up, untimed: whole repetitions (every variant, the fallback and the raw engine, so each one's code is
+            // compiled and the compile queues drain) until the JIT compilers have settled. On 2 cores the compilers run
+            // beside both task threads: after three warm-up passes they still took 100-600 ms per scored job.
             noop(input);
-            for (int w = 0; w < WARMUP_PASSES; w++) {
-                for (KilnModel k : kiln) {
-                    noop(k.transform(input));
-                }
-                noop(rddPath(spark, kiln[0], input));
-            }
-            for (int r = 0; r < repetitions; r++) {
+            int warmups = 0;
+            boolean warming = true;
+            for (int r = 0; r < repetitions; ) {
+                long cycleStart = System.nanoTime();
+                long cycleJit = jitMillis();
                 long t0 = System.nanoTime();
                 noop(input);
                 scans[r] = count / ((System.nanoTime() - t0) / 1e9);
                 StringBuilder line = new StringBuilder(String.format("  repetition %d:", r + 1));
+                StringBuilder detail = new StringBuilder();
                 for (int v = 0; v < variants; v++) {
                     Dataset<Row> scored = kiln[v].transform(input);
-                    long t1 = System.nanoTime();
+                    settle();
                     taskTime.reset();
+                    long t1 = System.nanoTime();
+                    long actionStart = System.currentTimeMillis();
+                    long jitBefore = jitMillis();
                     noop(scored);
+                    long jit = jitMillis() - jitBefore;
                     wallSeconds[v] = (System.nanoTime() - t1) / 1e9;
+                    long actionEnd = System.currentTimeMillis();
                     spark2[v][r] = count / wallSeconds[v];
                     // Listener events arrive asynchronously: the job's task ends are read once the bus has delivered them.
                     spark.sparkContext().listenerBus().waitUntilEmpty();
                     metrics[v] = kiln[v].lastMetrics();
                     taskRun[v] = taskTime.runSeconds();
                     taskCpu[v] = taskTime.cpuSeconds();
-                    schedule[v] = taskTime.schedule();
+                    schedule[v] = taskTime.schedule() + "; " + taskTime.driver(actionStart, actionEnd) + "; JIT compiling " + jit + " ms";
                     line.append(String.format(" Spark (batch %d) %,.0f rows/s,", effective[v], spark2[v][r]));
+                    detail.append(String.format("%n    batch %d: tasks %.2f s, Kiln's share %.2f s; %s", effective[v], taskRun[v],
+                            (metrics[v].convertNanos() + metrics[v].computeNanos()) / 1e9, schedule[v]));
                 }
                 long t2 = System.nanoTime();
                 noop(rddPath(spark, kiln[0], input));
                 rddPath[r] = count / ((System.nanoTime() - t2) / 1e9);
                 line.append(String.format(" bare scan %,.0f rows/s, RDD fallback (batch %d) %,.0f rows/s,", scans[r], effective[0], rddPath[r]));
                 for (int e = 0; e < rawBatches.size(); e++) {
+                    settle();
                     raw[e][r] = engine.run(List.of(rawBatches.get(e)), List.of(2)).get(0).rowsPerSecond();
                     line.append(String.format(" raw engine (batch %d) %,.0f rows/s", rawBatches.get(e), raw[e][r]));
                 }
-                log.println(line);
+                if (warming) {
+                    warmups++;
+                    double share = (jitMillis() - cycleJit) / (2 * (System.nanoTime() - cycleStart) / 1e6);
+                    log.printf("  warm-up %d: the JIT compilers took %.1f%% of the 2 cores%n", warmups, 100 * share);
+                    warming = warmups < MIN_WARMUPS || (share > SETTLED_JIT_SHARE && warmups < MAX_WARMUPS);
+                } else {
+                    log.println(line.append(detail));
+                    r++;
+                }
             }
             Arrays.sort(scans);
             Arrays.sort(rddPath);
@@ -233,6 +254,8 @@ public final class SparkBenchmark {
         private final java.util.concurrent.atomic.AtomicLong runMillis = new java.util.concurrent.atomic.AtomicLong();
         private final java.util.concurrent.atomic.AtomicLong cpuNanos = new java.util.concurrent.atomic.AtomicLong();
         private volatile long jobStart = -1;
+        private volatile long jobEnd = -1;
+        private final java.util.concurrent.atomic.AtomicInteger jobs = new java.util.concurrent.atomic.AtomicInteger();
         private final List<long[]> tasks = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
 
         void reset() {
@@ -240,6 +263,8 @@ public final class SparkBenchmark {
             cpuNanos.set(0);
             tasks.clear();
             jobStart = -1;
+            jobEnd = -1;
+            jobs.set(0);
         }
 
         /** The first job that starts after {@link #reset()}. */
@@ -248,6 +273,25 @@ public final class SparkBenchmark {
             if (jobStart < 0) {
                 jobStart = start.time();
             }
+            jobs.incrementAndGet();
+        }
+
+        @Override
+        public void onJobEnd(org.apache.spark.scheduler.SparkListenerJobEnd end) {
+            jobEnd = Math.max(jobEnd, end.time());
+        }
+
+        /**
+         * The driver's share of an action that ran from {@code actionStart} to {@code actionEnd} (epoch ms): how long
+         * before its first job started (analysis, planning, the write's setup) and after its last job ended (commit),
+         * when no task runs and both cores idle.
+         */
+        String driver(long actionStart, long actionEnd) {
+            if (jobStart < 0 || jobEnd < 0) {
+                return "no job seen";
+            }
+            return String.format("the action ran %d ms before its first job started and %d ms after its last job ended (%d jobs)",
+                    jobStart - actionStart, actionEnd - jobEnd, jobs.get());
         }
 
         @Override
@@ -256,7 +300,9 @@ public final class SparkBenchmark {
                 runMillis.addAndGet(end.taskMetrics().executorRunTime());
                 cpuNanos.addAndGet(end.taskMetrics().executorCpuTime());
             }
-            tasks.add(new long[] {end.taskInfo().launchTime(), end.taskInfo().finishTime()});
+            long cpu = end.taskMetrics() == null ? 0 : end.taskMetrics().executorCpuTime() / 1_000_000;
+            long gc = end.taskMetrics() == null ? 0 : end.taskMetrics().jvmGCTime();
+            tasks.add(new long[] {end.taskInfo().launchTime(), end.taskInfo().finishTime(), cpu, gc});
         }
 
         double runSeconds() {
@@ -268,8 +314,9 @@ public final class SparkBenchmark {
         }
 
         /**
-         * "first task launched N ms after the job started, the last task ended X ms after the one before it (T tasks)":
-         * with two cores, X is how long one core sat idle at the end of the job.
+         * "first task launched N ms after the job started, the last task ended X ms after the one before it (T tasks);
+         * the tasks' threads were on a CPU C of their W ms": with two cores, X is how long one core sat idle at the end
+         * of the job, and W - C how long the task threads waited for a core (the host's other tenants, the JIT compilers).
          */
         String schedule() {
             synchronized (tasks) {
@@ -279,8 +326,12 @@ public final class SparkBenchmark {
                 long firstLaunch = tasks.stream().mapToLong(t -> t[0]).min().getAsLong();
                 long[] ends = tasks.stream().mapToLong(t -> t[1]).sorted().toArray();
                 long gap = ends.length < 2 ? 0 : ends[ends.length - 1] - ends[ends.length - 2];
-                return String.format("first task launched %d ms after the job started, the last task ended %d ms after the one before it (%d tasks)",
-                        firstLaunch - jobStart, gap, tasks.size());
+                long wall = tasks.stream().mapToLong(t -> t[1] - t[0]).sum();
+                long cpu = tasks.stream().mapToLong(t -> t[2]).sum();
+                long gc = tasks.stream().mapToLong(t -> t[3]).sum();
+                return String.format("first task launched %d ms after the job started, the last task ended %d ms after the one before it (%d tasks);"
+                                + " the tasks' threads were on a CPU %d of their %d ms (GC %d ms)",
+                        firstLaunch - jobStart, gap, tasks.size(), cpu, wall, gc);
             }
         }
     }
@@ -292,6 +343,28 @@ public final class SparkBenchmark {
             return kiln.transform(input);
         } finally {
             spark.conf().unset("spark.kiln.planNode");
+        }
+    }
+
+    /** Milliseconds the JIT compilers have spent so far in this JVM (all compiler threads), or 0 when not reported. */
+    static long jitMillis() {
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        return jit != null && jit.isCompilationTimeMonitoringSupported() ? jit.getTotalCompilationTime() : 0;
+    }
+
+    /**
+     * Waits (at most 3 s) until the JIT compilers have been idle for 200 ms, so that a timed job does not share the
+     * cores with compilations queued by the work before it.
+     */
+    static void settle() throws InterruptedException {
+        long deadline = System.nanoTime() + 3_000_000_000L;
+        long last = jitMillis();
+        int quiet = 0;
+        while (quiet < 4 && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+            long now = jitMillis();
+            quiet = now == last ? quiet + 1 : 0;
+            last = now;
         }
     }
 
