@@ -119,7 +119,7 @@ public final class SparkBenchmark {
             String[] schedule = new String[variants];
             // Warm-up, untimed: whole repetitions (every variant, the fallback and the raw engine, so each one's code is
             // compiled and the compile queues drain) until the JIT compilers have settled. On 2 cores the compilers run
-            // beside both task threads: after three warm-up passes they still took 100-600 ms per scored job.
+            // beside both task threads: after three warm-up passes they still took 50-600 ms of each ~1.9 s scored job.
             noop(input);
             int warmups = 0;
             boolean warming = true;
