@@ -300,9 +300,8 @@ public final class SparkBenchmark {
                 runMillis.addAndGet(end.taskMetrics().executorRunTime());
                 cpuNanos.addAndGet(end.taskMetrics().executorCpuTime());
             }
-            long cpu = end.taskMetrics() == null ? 0 : end.taskMetrics().executorCpuTime() / 1_000_000;
             long gc = end.taskMetrics() == null ? 0 : end.taskMetrics().jvmGCTime();
-            tasks.add(new long[] {end.taskInfo().launchTime(), end.taskInfo().finishTime(), cpu, gc});
+            tasks.add(new long[] {end.taskInfo().launchTime(), end.taskInfo().finishTime(), gc});
         }
 
         double runSeconds() {
@@ -327,8 +326,8 @@ public final class SparkBenchmark {
                 long[] ends = tasks.stream().mapToLong(t -> t[1]).sorted().toArray();
                 long gap = ends.length < 2 ? 0 : ends[ends.length - 1] - ends[ends.length - 2];
                 long wall = tasks.stream().mapToLong(t -> t[1] - t[0]).sum();
-                long cpu = tasks.stream().mapToLong(t -> t[2]).sum();
-                long gc = tasks.stream().mapToLong(t -> t[3]).sum();
+                long cpu = cpuNanos.get() / 1_000_000;
+                long gc = tasks.stream().mapToLong(t -> t[2]).sum();
                 return String.format("first task launched %d ms after the job started, the last task ended %d ms after the one before it (%d tasks);"
                                 + " the tasks' threads were on a CPU %d of their %d ms (GC %d ms)",
                         firstLaunch - jobStart, gap, tasks.size(), cpu, wall, gc);
