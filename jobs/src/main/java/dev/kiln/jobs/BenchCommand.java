@@ -45,7 +45,8 @@ final class BenchCommand implements KilnCli.Command {
                 "             interleaved; default KilnModel's own; --input FILE.parquet: score that table's 'features' instead",
                 "             of generated cached rows, e.g. the rows bin/kiln demo writes; --partitions N: the generated rows' partitions,",
                 "             default 2, one per core; untimed repetitions first, 3 to 15, until the JIT compilers settle)",
-                "  --jmh      instead: the JMH kernel suite (KernelBenchmarks); --only NAME picks benchmarks, e.g. --only seedMlp",
+                "  --jmh      instead: the JMH suites, the kernels (KernelBenchmarks) and the Spark connector's per-row path",
+                "             (ScoringBenchmarks); --only NAME picks by class or method name, e.g. --only seedMlp, --only Scoring",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
                 "",
@@ -59,7 +60,8 @@ final class BenchCommand implements KilnCli.Command {
         if (args.flag("jmh")) {
             String pattern = args.get("only", "");
             List<String> jmh = new java.util.ArrayList<>(List.of("-rf", "json", "-rff", "jmh-result.json"));
-            jmh.add(0, dev.kiln.jobs.bench.jmh.KernelBenchmarks.class.getName() + (pattern.isEmpty() ? "" : "." + pattern));
+            // A regex JMH finds in each benchmark's full name: --only picks by class or method name.
+            jmh.add(0, dev.kiln.jobs.bench.jmh.KernelBenchmarks.class.getPackageName().replace(".", "\\.") + "\\..*" + pattern);
             org.openjdk.jmh.Main.main(jmh.toArray(new String[0]));
             return 0;
         }

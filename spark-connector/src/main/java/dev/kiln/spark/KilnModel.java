@@ -479,33 +479,61 @@ public class KilnModel extends Transformer {
 
     // ---- transform -----------------------------------------------------------------------------------------------
 
+    /**
+     * Scores {@code rows} (Spark's internal rows of {@code schema}) in this JVM, outside any Spark job, through the code
+     * a task runs for each partition: rows gathered into Arrow batches, the compiled model, output rows of
+     * {@link #transformSchema} handed to {@code sink} in order (each valid only during the call: copy one to keep it).
+     * The model comes from this JVM's executor cache, on the CPU (no task, so no GPU address). For benchmarks and
+     * debugging the per-row path without a scheduler in the way; {@link #transform} is the way to score data.
+     *
+     * @return the number of rows handed to {@code sink}
+     */
+    public long scoreLocally(SparkSession spark, StructType schema, java.util.Iterator<InternalRow> rows, java.util.function.Consumer<InternalRow> sink) {
+        long count = 0;
+        try (PartitionScorer scorer = new PartitionScorer(scoringPlan(spark, schema), rows, null)) {
+            while (scorer.hasNext()) {
+                sink.accept(scorer.next());
+                count++;
+            }
+        }
+        return count;
+    }
+
+    /**
+     * Everything a partition needs to score rows of {@code schema}, checked against the model; {@link #lastMetrics()}
+     * becomes this plan's metrics.
+     */
+    ScoringPlan scoringPlan(SparkSession spark, StructType schema) {
+        ModelHandle model = handle(spark);
+        Mapping mapping = plan(schema, model.driverFile().signature());
+        String key = $(keyCol);
+        int keyOrdinal = key.isEmpty() ? -1 : schema.fieldIndex(key);
+        KilnMetrics metrics = new KilnMetrics(spark.sparkContext(), uid);
+        lastMetrics = metrics;
+        return new ScoringPlan(model, mapping.inputs(), mapping.outputs(), batchSizeFor(mapping.inputs()), $(device),
+                $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : schema.fields()[keyOrdinal].dataType(), metrics,
+                schema, mapping.outputSchema());
+    }
+
     @Override
     public Dataset<Row> transform(Dataset<?> dataset) {
         SparkSession spark = dataset.sparkSession();
-        ModelHandle model = handle(spark);
         Dataset<Row> frame = dataset.toDF();
-        Mapping mapping = plan(frame.schema(), model.driverFile().signature());
-        String key = $(keyCol);
-        int keyOrdinal = key.isEmpty() ? -1 : frame.schema().fieldIndex(key);
-        KilnMetrics metrics = new KilnMetrics(spark.sparkContext(), uid);
-        lastMetrics = metrics;
-        KilnJobListener.watch(spark.sparkContext(), metrics);
-        ScoringPlan plan = new ScoringPlan(model, mapping.inputs(), mapping.outputs(), batchSizeFor(mapping.inputs()), $(device),
-                $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : frame.schema().fields()[keyOrdinal].dataType(), metrics,
-                frame.schema(), mapping.outputSchema());
+        ScoringPlan plan = scoringPlan(spark, frame.schema());
+        KilnJobListener.watch(spark.sparkContext(), plan.metrics());
         boolean internal = SparkInternals.available() && Boolean.parseBoolean(spark.conf().get("spark.kiln.useInternalRows", "true"));
         if (!internal) {
-            return PublicRowPath.transform(spark, frame, plan, mapping.outputSchema());
+            return PublicRowPath.transform(spark, frame, plan, plan.outputSchema());
         }
         if (Boolean.parseBoolean(spark.conf().get("spark.kiln.planNode", "true"))) {
-            StructField[] all = mapping.outputSchema().fields();
+            StructField[] all = plan.outputSchema().fields();
             StructType predictions = DataTypes.createStructType(Arrays.copyOfRange(all, frame.schema().size(), all.length));
             return SparkInternals.scored(spark, frame, plan, predictions);
         }
         RDD<InternalRow> rows = SparkInternals.toInternalRdd(frame);
         FlatMapFunction<java.util.Iterator<InternalRow>, InternalRow> score = it -> new PartitionScorer(plan, it, TaskContext.get());
         RDD<InternalRow> scored = rows.toJavaRDD().mapPartitions(score).rdd();
-        return SparkInternals.fromInternalRdd(spark, scored, mapping.outputSchema());
+        return SparkInternals.fromInternalRdd(spark, scored, plan.outputSchema());
     }
 
     @Override

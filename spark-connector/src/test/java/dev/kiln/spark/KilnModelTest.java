@@ -651,6 +651,41 @@ class KilnModelTest {
         }
     }
 
+    /**
+     * {@code scoreLocally} runs a task's per-partition path in this JVM without a job: Spark's internal rows in, output
+     * rows of the transform's schema out in order (their bytes valid during the call), predictions by hand, the bad
+     * row nulled with its reason, across batches of two; nothing left in the task allocators afterwards.
+     */
+    @Test
+    void scoreLocallyRunsThePartitionPathWithoutAJob() {
+        StructType in = new StructType().add("id", DataTypes.LongType, false).add("features", DataTypes.createArrayType(DataTypes.FloatType, false), true);
+        org.apache.spark.sql.catalyst.expressions.UnsafeProjection unsafe = org.apache.spark.sql.catalyst.expressions.UnsafeProjection.create(in);
+        float[][] features = {{3, 1}, {-2, 4}, {Float.NaN, 1}, {0, 0}, {1.5f, -0.5f}};
+        List<org.apache.spark.sql.catalyst.InternalRow> rows = new ArrayList<>();
+        for (int i = 0; i < features.length; i++) {
+            rows.add(unsafe.apply(new org.apache.spark.sql.catalyst.expressions.GenericInternalRow(new Object[] {(long) i,
+                    org.apache.spark.sql.catalyst.expressions.UnsafeArrayData.fromPrimitiveArray(features[i])})).copy());
+        }
+        KilnModel model = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2);
+        List<org.apache.spark.sql.catalyst.InternalRow> out = new ArrayList<>();
+        long count = model.scoreLocally(spark, in, rows.iterator(), row -> out.add(row.copy()));
+        assertThat(count).isEqualTo(5);
+        assertThat(out).hasSize(5);
+        for (int i = 0; i < 5; i++) {
+            assertThat(out.get(i).getLong(0)).isEqualTo(i);
+            assertThat(out.get(i).getArray(1).toFloatArray()).containsExactly(features[i]);
+            if (i == 2) {
+                assertThat(out.get(i).isNullAt(2)).isTrue();
+                assertThat(out.get(i).getUTF8String(3).toString()).isEqualTo("Column 'features' row 2 of partition -1: value at index 0 is NaN");
+            } else {
+                assertThat(out.get(i).getArray(2).toFloatArray()).containsExactly(byHand(features[i][0], features[i][1]));
+                assertThat(out.get(i).isNullAt(3)).isTrue();
+            }
+        }
+        assertThat(model.lastMetrics().rows()).isEqualTo(5);
+        assertThat(PartitionScorer.allocatedBytes()).isZero();
+    }
+
     /** The other input kinds and output transforms, through the public-API path. */
     @Test
     void thePublicRowFallbackTakesEveryInputKindAndTransform() {
