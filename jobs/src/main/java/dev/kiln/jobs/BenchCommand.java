@@ -46,7 +46,8 @@ final class BenchCommand implements KilnCli.Command {
                 "             of generated cached rows, e.g. the rows bin/kiln demo writes; --partitions N: the generated rows' partitions,",
                 "             default 2, one per core; untimed repetitions first, 3 to 15, until the JIT compilers settle)",
                 "  --jmh      instead: the JMH suites, the kernels (KernelBenchmarks) and the Spark connector's per-row path",
-                "             (ScoringBenchmarks); --only NAME picks by class or method name, e.g. --only seedMlp, --only Scoring",
+                "             (ScoringBenchmarks); --only NAME picks by class or method name, e.g. --only seedMlp, --only Scoring;",
+                "             --jmh-opts \"...\" passes JMH options, e.g. --jmh-opts \"-p rows=131072 -f 2\"",
                 "  --json     also write {\"results\":[{\"mode\",\"batch\",\"threads\",\"us_per_call\",\"rows_per_s\",...}]}",
                 "  --chart    also draw the results as a PNG (rows/s per mode, log scale)",
                 "",
@@ -56,12 +57,16 @@ final class BenchCommand implements KilnCli.Command {
 
     @Override
     public int run(String[] argv, PrintStream out) throws Exception {
-        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model", "only", "input", "partitions"), Set.of("compiled-only", "spark", "peers", "profile", "jmh"));
+        Args args = Args.parse(name(), argv, Set.of("calls", "rows", "batch", "threads", "reps", "json", "chart", "model", "only", "input", "partitions", "jmh-opts"), Set.of("compiled-only", "spark", "peers", "profile", "jmh"));
         if (args.flag("jmh")) {
             String pattern = args.get("only", "");
             List<String> jmh = new java.util.ArrayList<>(List.of("-rf", "json", "-rff", "jmh-result.json"));
             // A regex JMH finds in each benchmark's full name: --only picks by class or method name.
             jmh.add(0, dev.kiln.jobs.bench.jmh.KernelBenchmarks.class.getPackageName().replace(".", "\\.") + "\\..*" + pattern);
+            String extra = args.get("jmh-opts", "").trim();
+            if (!extra.isEmpty()) {
+                jmh.addAll(List.of(extra.split("\\s+")));
+            }
             org.openjdk.jmh.Main.main(jmh.toArray(new String[0]));
             return 0;
         }

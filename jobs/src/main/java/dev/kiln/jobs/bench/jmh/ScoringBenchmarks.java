@@ -111,6 +111,11 @@ public class ScoringBenchmarks {
 
         @TearDown(Level.Trial)
         public void close() throws Exception {
+            // Where the last partition's time went, as the connector's metrics split it (printed in the fork's output).
+            dev.kiln.spark.KilnMetrics last = kiln.lastMetrics();
+            double n = Math.max(1, last.rows());
+            System.out.printf("%n%s, %d rows per partition, the last partition: converting %.0f ns per row, computing %.0f ns per row"
+                    + " (handing the rows out, and the partition's set-up, are in neither)%n", model, rows, last.convertNanos() / n, last.computeNanos() / n);
             spark.stop();
             try (var files = Files.walk(dir)) {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
