@@ -25,8 +25,10 @@ public interface Executor extends AutoCloseable {
     /**
      * Reads input {@code index} straight from {@code buffer} (direct, little-endian, borrowed; it must hold
      * {@link #capacity()} rows, and the caller keeps it alive) instead of the executor's own memory, until
-     * {@link #unbindInputs()}: the zero-copy path for inputs that already sit off-heap (Arrow vectors). Binding
-     * rebuilds the schedule once; batches after that allocate nothing.
+     * {@link #unbindInputs()}: the zero-copy path for inputs that already sit off-heap (Arrow vectors). A backend may
+     * rebuild its schedule for a new binding, once, at the next call that uses the buffers (the CPU executor does,
+     * unless the buffer is the memory it was built for, as when a pooled executor's next task gets its batch at the
+     * same address); batches after that allocate nothing.
      */
     void bindInput(int index, java.nio.ByteBuffer buffer);
 

@@ -25,6 +25,13 @@ import java.util.Map;
  * Runs a linear schedule of kernels over one off-heap arena laid out by the {@link MemoryPlanner}. Owns the arena.
  * All kernels, slots and views are built when the arena is (at creation and when a larger batch grows it), so
  * {@link #run} allocates nothing.
+ * <p>
+ * Bound inputs: the kernels read each input where the schedule was built to find it. {@link #bindInput} and
+ * {@link #unbindInputs} only record what is wanted; the next call that reads or writes the buffers rebuilds the
+ * schedule when that differs from the memory it was built for (by address and size). A pooled executor that a task
+ * binds to its batch, the pool unbinds, and the next task binds to a batch at the same address (Arrow's pooled
+ * allocator hands the same memory back) is not rebuilt at all: a rebuild plans the arena, allocates it and creates
+ * every kernel again, oneDNN primitives included, which made up most of a Spark partition's fixed cost.
  */
 final class CpuExecutor implements Executor {
     private final CpuLoadedModel loaded;
@@ -37,7 +44,12 @@ final class CpuExecutor implements Executor {
     private long capacity;
     private long lastBatch = -1;
     private boolean closed;
+    /** The buffers wanted per input (null: the arena's own), and their addresses. */
     private final java.nio.ByteBuffer[] boundInputs;
+    private final long[] boundAddresses;
+    /** What the schedule was built for: per input the address and size of its bound buffer, or -1 for the arena. */
+    private final long[] builtAddresses;
+    private final long[] builtBytes;
     /** Runs of layers that execute as one oneDNN chain (decided once, from the graph). */
     private final List<List<Node>> chains;
 
@@ -46,6 +58,9 @@ final class CpuExecutor implements Executor {
         this.graph = loaded.model().graph();
         this.chains = DnnlChainKernel.runs(graph);
         this.boundInputs = new java.nio.ByteBuffer[graph.inputs().size()];
+        this.boundAddresses = new long[boundInputs.length];
+        this.builtAddresses = new long[boundInputs.length];
+        this.builtBytes = new long[boundInputs.length];
         build(Math.max(1, capacity));
     }
 
@@ -128,6 +143,10 @@ final class CpuExecutor implements Executor {
         arena = newArena;
         arenaView = newView;
         lastBatch = -1;
+        for (int i = 0; i < boundInputs.length; i++) {
+            builtAddresses[i] = boundInputs[i] == null ? -1 : boundAddresses[i];
+            builtBytes[i] = boundInputs[i] == null ? -1 : boundInputs[i].capacity();
+        }
         kernels = schedule.toArray(new Kernel[0]);
         inputSlots = newInputs;
         outputSlots = newOutputs;
@@ -137,7 +156,21 @@ final class CpuExecutor implements Executor {
     /** The schedule as built (for tests: which kernels the backend chose). */
     List<Kernel> schedule() {
         checkOpen();
+        sync();
         return List.of(kernels);
+    }
+
+    /** Rebuilds the schedule when the inputs wanted are not the memory it was built to read; a no-op otherwise. */
+    private void sync() {
+        for (int i = 0; i < boundInputs.length; i++) {
+            boolean same = boundInputs[i] == null
+                    ? builtAddresses[i] == -1
+                    : builtAddresses[i] == boundAddresses[i] && builtBytes[i] == boundInputs[i].capacity();
+            if (!same) {
+                build(capacity);
+                return;
+            }
+        }
     }
 
     /** Frees what each kernel of a schedule owns (oneDNN primitives); null-safe. */
@@ -211,14 +244,14 @@ final class CpuExecutor implements Executor {
         checkInputIndex(index);
         checkBinding(index, buffer, capacity);
         boundInputs[index] = buffer;
-        build(capacity);
+        // A position-0 view: JavaCPP's Pointer(Buffer) counts the position in the address.
+        boundAddresses[index] = new org.bytedeco.javacpp.Pointer(buffer.duplicate().clear()).address();
     }
 
     @Override
     public void unbindInputs() {
         checkOpen();
         java.util.Arrays.fill(boundInputs, null);
-        build(capacity);
     }
 
     @Override
@@ -229,6 +262,7 @@ final class CpuExecutor implements Executor {
             throw KilnException.of(ErrorCode.BAD_INPUT, "setInput needs a non-negative batch and offset, got batch %d offset %d", batch, sourceOffset);
         }
         ensureCapacity(batch);
+        sync();
         Slot slot = inputSlots[index];
         int n = slot.elementCount(batch);
         if (source.length - sourceOffset < n) {
@@ -242,6 +276,7 @@ final class CpuExecutor implements Executor {
     public FloatBuffer inputBuffer(int index) {
         checkOpen();
         checkInputIndex(index);
+        sync();
         return inputSlots[index].buffer();
     }
 
@@ -249,6 +284,7 @@ final class CpuExecutor implements Executor {
     public int inputOffset(int index) {
         checkOpen();
         checkInputIndex(index);
+        sync();
         return inputSlots[index].offset();
     }
 
@@ -258,6 +294,7 @@ final class CpuExecutor implements Executor {
         if (batch > capacity) {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Batch %d exceeds the executor's capacity %d; set inputs (or ensureCapacity) first", batch, capacity);
         }
+        sync();
         for (Kernel kernel : kernels) {
             kernel.run(batch);
         }
@@ -266,6 +303,9 @@ final class CpuExecutor implements Executor {
 
     @Override
     public int getOutput(int index, float[] target, int targetOffset) {
+        checkOpen();
+        checkOutputIndex(index);
+        sync();
         Slot slot = outputSlots[index];
         int n = outputElements(index);
         if (targetOffset < 0 || target.length - targetOffset < n) {
@@ -280,6 +320,7 @@ final class CpuExecutor implements Executor {
     public FloatBuffer outputBuffer(int index) {
         checkOpen();
         checkOutputIndex(index);
+        sync();
         return outputSlots[index].buffer();
     }
 
@@ -287,6 +328,7 @@ final class CpuExecutor implements Executor {
     public int outputOffset(int index) {
         checkOpen();
         checkOutputIndex(index);
+        sync();
         return outputSlots[index].offset();
     }
 
@@ -294,6 +336,7 @@ final class CpuExecutor implements Executor {
     public int outputElements(int index) {
         checkOpen();
         checkOutputIndex(index);
+        sync();
         if (lastBatch < 0) {
             throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "No run yet: call run(batch) before reading outputs");
         }
