@@ -3,12 +3,6 @@ package dev.kiln.engine.exec;
 import dev.kiln.engine.ErrorCode;
 import dev.kiln.engine.Kiln;
 import dev.kiln.engine.KilnException;
-import dev.kiln.engine.ir.Signature;
-import dev.kiln.engine.nn.Dense;
-import dev.kiln.engine.nn.Sequential;
-import dev.kiln.engine.ops.Activation;
-import dev.kiln.engine.tensor.Shape;
-import dev.kiln.engine.tensor.TensorData;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -16,7 +10,6 @@ import org.junit.jupiter.api.Test;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
@@ -36,11 +29,7 @@ class DeviceQueueTest {
 
     @BeforeAll
     static void compile() {
-        Sequential net = new Sequential().add(new Dense(2, Activation.RELU, true, 2));
-        net.loadParameters(Map.of(
-                "0.weight", TensorData.ofFloats(new long[] {2, 2}, new float[] {1, 2, -1, 0.5f}),
-                "0.bias", TensorData.ofFloats(new long[] {2}, new float[] {0.5f, -1})));
-        model = Kiln.compile(net, Signature.builder().input("x", Shape.batched(2)).output("y").build());
+        model = Kiln.compile(HandModel.block(), HandModel.SIGNATURE);
     }
 
     @AfterAll

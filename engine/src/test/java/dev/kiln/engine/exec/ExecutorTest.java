@@ -4,9 +4,7 @@ import dev.kiln.engine.ErrorCode;
 import dev.kiln.engine.Kiln;
 import dev.kiln.engine.KilnException;
 import dev.kiln.engine.ir.Signature;
-import dev.kiln.engine.nn.Dense;
 import dev.kiln.engine.nn.Sequential;
-import dev.kiln.engine.ops.Activation;
 import dev.kiln.engine.tensor.Shape;
 import dev.kiln.engine.tensor.TensorData;
 import org.junit.jupiter.api.Test;
@@ -17,16 +15,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class ExecutorTest {
-    /** y = relu(x W^T + b) with W = [[1, 2], [-1, 0.5]], b = [0.5, -1]: small enough to work out by hand. */
     private static Sequential handModel() {
-        Sequential net = new Sequential().add(new Dense(2, Activation.RELU, true, 2));
-        net.loadParameters(Map.of(
-                "0.weight", TensorData.ofFloats(new long[] {2, 2}, new float[] {1, 2, -1, 0.5f}),
-                "0.bias", TensorData.ofFloats(new long[] {2}, new float[] {0.5f, -1})));
-        return net;
+        return HandModel.block();
     }
 
-    private static final Signature SIGNATURE = Signature.builder().input("x", Shape.batched(2)).output("y").build();
+    private static final Signature SIGNATURE = HandModel.SIGNATURE;
 
     @Test
     void computesHandWorkedValuesAndGrowsForLargerBatches() {

@@ -3,18 +3,12 @@ package dev.kiln.engine.backend.cpu;
 import dev.kiln.engine.Kiln;
 import dev.kiln.engine.backend.Kernel;
 import dev.kiln.engine.exec.CompiledModel;
-import dev.kiln.engine.ir.Signature;
-import dev.kiln.engine.nn.Dense;
-import dev.kiln.engine.nn.Sequential;
-import dev.kiln.engine.ops.Activation;
-import dev.kiln.engine.tensor.Shape;
-import dev.kiln.engine.tensor.TensorData;
+import dev.kiln.engine.exec.HandModel;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
-import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -23,16 +17,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  * than it was built to read. Values worked out by hand for y = relu(x W^T + b), W = [[1, 2], [-1, 0.5]], b = [0.5, -1].
  */
 class CpuExecutorBindingTest {
-    private static final Signature SIGNATURE = Signature.builder().input("x", Shape.batched(2)).output("y").build();
-
-    private static Sequential handModel() {
-        Sequential net = new Sequential().add(new Dense(2, Activation.RELU, true, 2));
-        net.loadParameters(Map.of(
-                "0.weight", TensorData.ofFloats(new long[] {2, 2}, new float[] {1, 2, -1, 0.5f}),
-                "0.bias", TensorData.ofFloats(new long[] {2}, new float[] {0.5f, -1})));
-        return net;
-    }
-
     private static ByteBuffer rows(float... values) {
         ByteBuffer b = ByteBuffer.allocateDirect(4 * 2 * 4).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(values);
@@ -48,7 +32,7 @@ class CpuExecutorBindingTest {
 
     @Test
     void rebindingRebuildsOnlyForOtherMemory() {
-        try (CompiledModel model = Kiln.compile(handModel(), SIGNATURE)) {
+        try (CompiledModel model = Kiln.compile(HandModel.block(), HandModel.SIGNATURE)) {
             CpuExecutor executor = (CpuExecutor) model.newExecutor(4);
             try {
                 // [3, 1] -> [5.5, 0]; [-2, 4] -> [6.5, 3]; [0, 0] -> [0.5, 0]; [1, 1] -> [3.5, 0].
