@@ -55,21 +55,33 @@ final class KilnJobListener extends SparkListener {
 
     @Override
     public void onJobEnd(SparkListenerJobEnd jobEnd) {
-        List<Map.Entry<KilnMetrics, Long>> entries;
+        for (String line : summaries(jobEnd.jobId())) {
+            LOG.info(line);
+        }
+    }
+
+    /**
+     * The lines to log at the end of job {@code jobId}: one per watched transform whose row count moved since its last
+     * line. The row count logged is written back into the map's own entry: the entries {@code WeakHashMap} copies out
+     * ({@code entrySet().toArray()}) do not write through, and reading from such a copy logged every watched
+     * transform again at every job.
+     */
+    List<String> summaries(int jobId) {
+        List<String> lines = new ArrayList<>();
         synchronized (watched) {
-            entries = new ArrayList<>(watched.entrySet());
-        }
-        for (Map.Entry<KilnMetrics, Long> e : entries) {
-            KilnMetrics metrics = e.getKey();
-            if (metrics == null) {
-                continue;
+            for (Map.Entry<KilnMetrics, Long> e : watched.entrySet()) {
+                KilnMetrics metrics = e.getKey();
+                if (metrics == null) {
+                    continue;
+                }
+                long rows = metrics.rows();
+                if (rows != e.getValue()) {
+                    e.setValue(rows);
+                    lines.add("Job " + jobId + ": " + metrics.summary());
+                }
             }
-            long rows = metrics.rows();
-            if (rows != e.getValue()) {
-                e.setValue(rows);
-                LOG.info("Job {}: {}", jobEnd.jobId(), metrics.summary());
-            }
         }
+        return lines;
     }
 
     @Override

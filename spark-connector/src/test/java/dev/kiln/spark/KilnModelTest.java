@@ -526,6 +526,27 @@ class KilnModelTest {
     }
 
     /**
+     * One line per transform whose rows moved during the job, not one per watched transform per job: a session that
+     * keeps several scored DataFrames used to log every one of them again at each job end.
+     */
+    @Test
+    void theJobListenerLogsATransformOnlyWhenItsRowsMoved() {
+        KilnJobListener listener = KilnJobListener.listener(spark.sparkContext());
+        KilnMetrics a = new KilnMetrics(spark.sparkContext(), "moved-a");
+        KilnMetrics b = new KilnMetrics(spark.sparkContext(), "moved-b");
+        KilnJobListener.watch(spark.sparkContext(), a);
+        KilnJobListener.watch(spark.sparkContext(), b);
+        a.add(3, 1, 1_000_000_000L, 3_000_000_000L);
+        assertThat(listener.summaries(7)).containsExactly(
+                "Job 7: Kiln scored 3 rows in 1 batches (1 refused): converting 1.00 s (25%), computing 3.00 s (75%), task time summed");
+        assertThat(listener.summaries(8)).as("nothing moved since job 7").isEmpty();
+        b.add(2, 0, 500_000_000L, 1_500_000_000L);
+        assertThat(listener.summaries(9)).containsExactly(
+                "Job 9: Kiln scored 2 rows in 1 batches (0 refused): converting 0.50 s (25%), computing 1.50 s (75%), task time summed");
+        assertThat(listener.summaries(10)).isEmpty();
+    }
+
+    /**
      * The SQL function refuses what KilnModel refuses: a NaN element and a double beyond float range fail the query
      * naming the function, element and value. Its broadcast threshold comes from the session conf.
      */
