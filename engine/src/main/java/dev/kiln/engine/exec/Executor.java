@@ -32,6 +32,18 @@ public interface Executor extends AutoCloseable {
      */
     void bindInput(int index, java.nio.ByteBuffer buffer);
 
+    /**
+     * As {@link #bindInput}, for batch rows that sit {@code rowStride} floats apart in {@code buffer}: row r's values
+     * start at float r x rowStride, and whatever lies between rows is never read (a row of the caller's own format,
+     * such as a Spark output row being built around its features). It must hold {@link #capacity()} rows. Returns
+     * false, binding nothing, where this executor cannot read input {@code index} that way: bind packed rows then.
+     * The CPU executor reads such rows in place where the input feeds dense layers, and makes a packed copy per batch
+     * for any other reader.
+     */
+    default boolean bindInputRows(int index, java.nio.ByteBuffer buffer, int rowStride) {
+        return false;
+    }
+
     /** Reads every input from the executor's own memory again. */
     void unbindInputs();
 

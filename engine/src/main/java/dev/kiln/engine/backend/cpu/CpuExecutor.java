@@ -32,6 +32,11 @@ import java.util.Map;
  * binds to its batch, the pool unbinds, and the next task binds to a batch at the same address (Arrow's pooled
  * allocator hands the same memory back) is not rebuilt at all: a rebuild plans the arena, allocates it and creates
  * every kernel again, oneDNN primitives included, which made up most of a Spark partition's fixed cost.
+ * <p>
+ * Rows bound in place ({@link #bindInputRows}: batch rows some floats apart, as in a caller's own row format): a dense
+ * layer reading the input as {@code [batch, k]} gets them as they are (oneDNN's matmul takes the leading dimension);
+ * anything else that reads the input (another op, a view of it, the input as a graph output) reads a packed copy the
+ * schedule makes first, into the arena slot the memory plan gave the input.
  */
 final class CpuExecutor implements Executor {
     private final CpuLoadedModel loaded;
@@ -47,9 +52,12 @@ final class CpuExecutor implements Executor {
     /** The buffers wanted per input (null: the arena's own), and their addresses. */
     private final java.nio.ByteBuffer[] boundInputs;
     private final long[] boundAddresses;
+    /** Per input, floats between bound rows, or 0 for packed rows (and for the arena's own). */
+    private final int[] boundStrides;
     /** What the schedule was built for: per input the address and size of its bound buffer, or -1 for the arena. */
     private final long[] builtAddresses;
     private final long[] builtBytes;
+    private final int[] builtStrides;
     /** Runs of layers that execute as one oneDNN chain (decided once, from the graph). */
     private final List<List<Node>> chains;
 
@@ -61,6 +69,8 @@ final class CpuExecutor implements Executor {
         this.boundAddresses = new long[boundInputs.length];
         this.builtAddresses = new long[boundInputs.length];
         this.builtBytes = new long[boundInputs.length];
+        this.boundStrides = new int[boundInputs.length];
+        this.builtStrides = new int[boundInputs.length];
         build(Math.max(1, capacity));
     }
 
@@ -78,13 +88,22 @@ final class CpuExecutor implements Executor {
     private void build(MemoryPlan plan, FloatPointer newArena, long newCapacity) {
         FloatBuffer newView = newArena.asBuffer();
         Map<Value, FloatBuffer> bound = new IdentityHashMap<>();
+        // Inputs bound to rows apart: the slot dense layers read in place; everything else uses the arena's slot.
+        Map<Value, Slot> strided = new IdentityHashMap<>();
         for (int i = 0; i < boundInputs.length; i++) {
             if (boundInputs[i] != null) {
                 Value input = graph.inputs().get(i);
-                checkBinding(i, boundInputs[i], newCapacity);
-                bound.put(input, boundInputs[i].duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer());
+                checkBinding(i, boundInputs[i], newCapacity, boundStrides[i]);
+                FloatBuffer view = boundInputs[i].duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN).clear().asFloatBuffer();
+                if (boundStrides[i] == 0) {
+                    bound.put(input, view);
+                } else {
+                    strided.put(input, new Slot(view, 0, input.type(), boundStrides[i]));
+                }
             }
         }
+        // Strided inputs some reader needs packed (then copied into the arena before the first kernel runs).
+        java.util.Set<Value> packedCopy = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
         Map<Value, Slot> slots = new IdentityHashMap<>();
         for (Map.Entry<Value, Integer> e : plan.offsets().entrySet()) {
             FloatBuffer external = bound.get(plan.roots().get(e.getKey()));
@@ -105,21 +124,56 @@ final class CpuExecutor implements Executor {
                 OpDef def = OpRegistry.get(node.op());
                 Slot[] in = slotsOf(node.inputs(), slots);
                 Slot[] out = slotsOf(node.outputs(), slots);
-                if (def.aliasesInput()) {
-                    continue;
-                }
-                Kernel kernel;
+                Kernel kernel = null;
                 try {
                     boolean fixedWeights = node.inputs().stream().skip(1).allMatch(v -> CpuBackend.isFixed(graph, v));
-                    kernel = CpuBackend.specialised(node, in, out, fixedWeights);
+                    Slot rows = def.aliasesInput() ? null : strided.get(node.input(0));
+                    if (rows != null && node.op().equals(OpRegistry.DENSE) && rows.rank() == 2) {
+                        Slot[] inPlace = in.clone();
+                        inPlace[0] = rows;
+                        kernel = CpuBackend.specialised(node, inPlace, out, fixedWeights);
+                        if (kernel instanceof DnnlDenseKernel) {
+                            in = inPlace;
+                        } else {
+                            kernel.close();
+                            kernel = null;
+                        }
+                    }
+                    for (int k = 0; k < in.length; k++) {
+                        Value root = plan.roots().get(node.input(k));
+                        if (root != null && strided.containsKey(root) && !in[k].strided()) {
+                            packedCopy.add(root);
+                        }
+                    }
+                    if (def.aliasesInput()) {
+                        continue;
+                    }
+                    if (kernel == null) {
+                        kernel = CpuBackend.specialised(node, in, out, fixedWeights);
+                    }
                 } catch (KilnException e) {
                     throw new KilnException(e.code(), "Building the CPU kernel of " + node.describe() + " " + java.util.Arrays.stream(in)
                             .map(slot -> slot.type().toString()).toList() + ": " + e.getMessage(), e);
                 }
                 steps.add(new ScheduledNode(node, in, out, kernel != null ? kernel : def.newKernel(in, out, node.attributes())));
             }
+            for (Value output : graph.outputs()) {
+                Value root = plan.roots().get(output);
+                if (root != null && strided.containsKey(root)) {
+                    packedCopy.add(root);
+                }
+            }
             schedule = DnnlChainKernel.fuse(steps, chains, newCapacity);
             newInputs = slotsOf(graph.inputs(), slots);
+            for (int i = 0; i < newInputs.length; i++) {
+                Slot rows = strided.get(graph.inputs().get(i));
+                if (rows != null) {
+                    if (packedCopy.contains(graph.inputs().get(i))) {
+                        schedule.add(0, KernelProfile.wrap("packed copy of input " + graph.inputs().get(i).name(), packRows(rows, newInputs[i])));
+                    }
+                    newInputs[i] = rows;
+                }
+            }
             newOutputs = slotsOf(graph.outputs(), slots);
         } catch (Throwable e) {
             // Chains close the kernels they took over; anything not yet fused is closed step by step.
@@ -146,6 +200,7 @@ final class CpuExecutor implements Executor {
         for (int i = 0; i < boundInputs.length; i++) {
             builtAddresses[i] = boundInputs[i] == null ? -1 : boundAddresses[i];
             builtBytes[i] = boundInputs[i] == null ? -1 : boundInputs[i].capacity();
+            builtStrides[i] = boundInputs[i] == null ? 0 : boundStrides[i];
         }
         kernels = schedule.toArray(new Kernel[0]);
         inputSlots = newInputs;
@@ -165,10 +220,41 @@ final class CpuExecutor implements Executor {
         for (int i = 0; i < boundInputs.length; i++) {
             boolean same = boundInputs[i] == null
                     ? builtAddresses[i] == -1
-                    : builtAddresses[i] == boundAddresses[i] && builtBytes[i] == boundInputs[i].capacity();
+                    : builtAddresses[i] == boundAddresses[i] && builtBytes[i] == boundInputs[i].capacity() && builtStrides[i] == boundStrides[i];
             if (!same) {
                 build(capacity);
                 return;
+            }
+        }
+    }
+
+    /** Copies the batch's rows of a strided input into {@code packed}, one after the other. */
+    private static Kernel packRows(Slot rows, Slot packed) {
+        return new PackRows(rows, packed);
+    }
+
+    /** The packed copy of an input bound to rows apart, for the readers that need it packed. */
+    static final class PackRows implements Kernel {
+        private final FloatBuffer from;
+        private final FloatBuffer to;
+        private final int fromOffset;
+        private final int toOffset;
+        private final int width;
+        private final int stride;
+
+        PackRows(Slot rows, Slot packed) {
+            this.from = rows.buffer();
+            this.to = packed.buffer();
+            this.fromOffset = rows.offset();
+            this.toOffset = packed.offset();
+            this.width = rows.elementCount(1);
+            this.stride = rows.rowStride();
+        }
+
+        @Override
+        public void run(long batch) {
+            for (int r = 0; r < batch; r++) {
+                to.put(toOffset + r * width, from, fromOffset + r * stride, width);
             }
         }
     }
@@ -217,8 +303,9 @@ final class CpuExecutor implements Executor {
         }
     }
 
-    private void checkBinding(int index, java.nio.ByteBuffer buffer, long rows) {
-        long needed = graph.inputs().get(index).type().shape().elementCount(rows) * 4;
+    private void checkBinding(int index, java.nio.ByteBuffer buffer, long rows, int rowStride) {
+        long width = graph.inputs().get(index).type().shape().elementCount(1);
+        long needed = rowStride == 0 || rows == 0 ? width * rows * 4 : ((rows - 1) * rowStride + width) * 4;
         if (!buffer.isDirect() || buffer.capacity() < needed) {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Input '%s' %s needs a direct buffer of %d bytes for %d rows, got %s of %d bytes",
                     graph.inputs().get(index).name(), graph.inputs().get(index).type(), needed, rows,
@@ -242,10 +329,34 @@ final class CpuExecutor implements Executor {
     public void bindInput(int index, java.nio.ByteBuffer buffer) {
         checkOpen();
         checkInputIndex(index);
-        checkBinding(index, buffer, capacity);
+        checkBinding(index, buffer, capacity, 0);
         boundInputs[index] = buffer;
+        boundStrides[index] = 0;
         // A position-0 view: JavaCPP's Pointer(Buffer) counts the position in the address.
         boundAddresses[index] = new org.bytedeco.javacpp.Pointer(buffer.duplicate().clear()).address();
+    }
+
+    /**
+     * Binds input {@code index} to rows {@code rowStride} floats apart when the input is batch-first (each batch row
+     * its own contiguous values) and the stride is at least a row's width; false otherwise, binding nothing.
+     */
+    @Override
+    public boolean bindInputRows(int index, java.nio.ByteBuffer buffer, int rowStride) {
+        checkOpen();
+        checkInputIndex(index);
+        dev.kiln.engine.tensor.Shape shape = graph.inputs().get(index).type().shape();
+        if (shape.rank() < 1 || !shape.dim(0).isSymbolic() || rowStride < shape.elementCount(1)) {
+            return false;
+        }
+        if (rowStride == shape.elementCount(1)) {
+            bindInput(index, buffer);
+            return true;
+        }
+        checkBinding(index, buffer, capacity, rowStride);
+        boundInputs[index] = buffer;
+        boundStrides[index] = rowStride;
+        boundAddresses[index] = new org.bytedeco.javacpp.Pointer(buffer.duplicate().clear()).address();
+        return true;
     }
 
     @Override
@@ -268,6 +379,13 @@ final class CpuExecutor implements Executor {
         if (source.length - sourceOffset < n) {
             throw KilnException.of(ErrorCode.BAD_INPUT, "Input '%s' %s at batch %d needs %d floats but %d were given",
                     graph.inputs().get(index).name(), slot.type(), batch, n, source.length - sourceOffset);
+        }
+        if (slot.strided()) {
+            int width = slot.elementCount(1);
+            for (int r = 0; r < batch; r++) {
+                slot.buffer().put(slot.offset() + r * slot.rowStride(), source, sourceOffset + r * width, width);
+            }
+            return;
         }
         slot.buffer().put(slot.offset(), source, sourceOffset, n);
     }

@@ -16,6 +16,7 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_cpu;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_engine_create;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_f32;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_create;
+import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_create_with_strides;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_create_with_tag;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_desc_destroy;
 import static org.bytedeco.dnnl.global.dnnl.dnnl_memory_destroy;
@@ -168,6 +169,14 @@ final class Dnnl {
     static dnnl_memory_desc desc(long[] dims, int tag) {
         dnnl_memory_desc d = new dnnl_memory_desc();
         check(dnnl_memory_desc_create_with_tag(d, dims.length, dims, dnnl_f32, tag), () -> "creating a memory descriptor for " + java.util.Arrays.toString(dims));
+        return d;
+    }
+
+    /** A plain f32 memory descriptor with explicit strides (in elements). The caller destroys it. */
+    static dnnl_memory_desc stridedDesc(long[] dims, long[] strides) {
+        dnnl_memory_desc d = new dnnl_memory_desc();
+        check(dnnl_memory_desc_create_with_strides(d, dims.length, dims, dnnl_f32, strides),
+                () -> "creating a memory descriptor for " + java.util.Arrays.toString(dims) + " with strides " + java.util.Arrays.toString(strides));
         return d;
     }
 

@@ -36,12 +36,17 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_query_weights_md;
  * every batch size's plan: given the plain layout, oneDNN's matmul copies them into that layout on every run (the seed
  * MLP at 1,024 rows: 3,256-3,328 µs plain, 3,176-3,183 µs packed, BENCHMARKS.md). The packed copy is the kernel's, so
  * each executor holds one beside the model's weights. Weights computed by the graph are read as they are.
+ * <p>
+ * The input may be rows that sit apart in memory (a strided slot: an input bound in place to rows of the caller's own
+ * format); the matmul then reads them with that leading dimension, and the single-row path reads row 0 as it is.
  */
 final class DnnlDenseKernel extends DnnlKernel {
     /** {@code -Dkiln.onednn.plainWeights=true}: oneDNN reads the weights as they are, copying them on every run. */
     private static final boolean PACK = !Boolean.getBoolean("kiln.onednn.plainWeights");
     private final int k;
     private final int n;
+    /** Floats from one input row to the next: k for packed rows, more for rows bound in place (a strided slot). */
+    private final int lda;
     private final Slot x;
     private final long xAddress;
     private final long outAddress;
@@ -69,6 +74,11 @@ final class DnnlDenseKernel extends DnnlKernel {
         Slot w = inputs[1];
         this.k = (int) w.size(1, 1);
         this.n = (int) w.size(0, 1);
+        this.lda = x.strided() ? x.rowStride() : k;
+        if (x.strided() && (x.rank() != 2 || lda < k)) {
+            throw new IllegalArgumentException("A dense layer reads strided rows only as [batch, " + k + "] with a stride of at least " + k
+                    + ", got " + x.type() + " with a stride of " + lda);
+        }
         this.activation = DenseOp.activation(node.attributes());
         this.epilogue = Epilogue.create(activation);
         this.out = BlasDenseKernel.bytes(out);
@@ -120,7 +130,7 @@ final class DnnlDenseKernel extends DnnlKernel {
     void runRows(long first, long rows) {
         Dnnl.applyThreads();
         Plan plan = plan(rows);
-        int status = dnnl_memory_set_data_handle(plan.input, inAt.at(xAddress + 4 * first * k));
+        int status = dnnl_memory_set_data_handle(plan.input, inAt.at(xAddress + 4 * first * lda));
         if (status == 0) {
             status = dnnl_memory_set_data_handle(plan.output, outAt.at(outAddress + 4 * first * n));
         }
@@ -137,7 +147,7 @@ final class DnnlDenseKernel extends DnnlKernel {
     @Override
     protected void build(Plan plan, long rows) {
         plan.description = String.format("dense [%d, %d] x [%d, %d]^T", rows, k, n, k);
-        dnnl_memory_desc src = plan.desc(new long[] {rows, k}, dnnl_ab);
+        dnnl_memory_desc src = lda == k ? plan.desc(new long[] {rows, k}, dnnl_ab) : plan.stridedDesc(new long[] {rows, k}, new long[] {lda, 1});
         dnnl_memory_desc dst = plan.desc(new long[] {rows, n}, dnnl_ab);
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
         dnnl_primitive_attr attr = fusedGelu ? plan.geluAttributes() : null;

@@ -190,6 +190,13 @@ abstract class DnnlKernel implements Kernel {
             return d;
         }
 
+        /** A plain f32 descriptor with explicit strides in elements (rows that sit apart: {rows, k} with {lda, 1}). */
+        dnnl_memory_desc stridedDesc(long[] dims, long[] strides) {
+            dnnl_memory_desc d = Dnnl.stridedDesc(dims, strides);
+            descs.add(d);
+            return d;
+        }
+
         dnnl_memory memory(dnnl_memory_desc desc, long address) {
             dnnl_memory m = Dnnl.memory(desc, new AddressPointer(address));
             memories.add(m);

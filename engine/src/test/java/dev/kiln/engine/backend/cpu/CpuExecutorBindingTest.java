@@ -4,6 +4,11 @@ import dev.kiln.engine.Kiln;
 import dev.kiln.engine.backend.Kernel;
 import dev.kiln.engine.exec.CompiledModel;
 import dev.kiln.engine.exec.HandModel;
+import dev.kiln.engine.nn.ActivationBlock;
+import dev.kiln.engine.nn.Dense;
+import dev.kiln.engine.nn.Sequential;
+import dev.kiln.engine.ops.Activation;
+import dev.kiln.engine.tensor.TensorData;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;
@@ -59,6 +64,78 @@ class CpuExecutorBindingTest {
                 executor.unbindInputs();
                 executor.setInput(0, new float[] {-2, 4}, 0, 1);
                 assertThat(run(executor, 1)).containsExactly(6.5f, 3f);
+            } finally {
+                executor.close();
+            }
+        }
+    }
+
+    /**
+     * Rows {@code stride} floats apart, each row's two values first and NaN in the gap after them: a kernel that read
+     * the gap would turn its row's outputs into NaN.
+     */
+    private static ByteBuffer stridedRows(int stride, float[]... rows) {
+        ByteBuffer b = ByteBuffer.allocateDirect(4 * stride * rows.length).order(ByteOrder.LITTLE_ENDIAN);
+        for (int r = 0; r < rows.length; r++) {
+            for (int i = 0; i < stride; i++) {
+                b.putFloat(4 * (r * stride + i), i < rows[r].length ? rows[r][i] : Float.NaN);
+            }
+        }
+        return b;
+    }
+
+    private static boolean packsRows(CpuExecutor executor) {
+        return executor.schedule().stream().anyMatch(k -> k instanceof CpuExecutor.PackRows);
+    }
+
+    /** A dense layer reads rows bound in place with their stride: no packed copy, the gaps never read. */
+    @Test
+    void aDenseLayerReadsStridedRowsInPlace() {
+        try (CompiledModel model = Kiln.compile(HandModel.block(), HandModel.SIGNATURE)) {
+            CpuExecutor executor = (CpuExecutor) model.newExecutor(4);
+            try {
+                // [3, 1] -> [5.5, 0]; [-2, 4] -> [6.5, 3]; [0, 0] -> [0.5, 0]; [1, 1] -> [3.5, 0].
+                ByteBuffer rows = stridedRows(5, new float[] {3, 1}, new float[] {-2, 4}, new float[] {0, 0}, new float[] {1, 1});
+                assertThat(executor.bindInputRows(0, rows, 5)).isTrue();
+                assertThat(run(executor, 4)).containsExactly(5.5f, 0f, 6.5f, 3f, 0.5f, 0f, 3.5f, 0f);
+                assertThat(packsRows(executor)).as("the dense layer reads the rows where they are").isFalse();
+                // One row: the single-row path reads row 0 as it is.
+                assertThat(run(executor, 1)).containsExactly(5.5f, 0f);
+                // setInput writes rows at the stride, leaving the gaps alone.
+                executor.setInput(0, new float[] {1, 1, 3, 1}, 0, 2);
+                assertThat(rows.getFloat(4 * 5)).isEqualTo(3f);
+                assertThat(rows.getFloat(4 * 2)).isNaN();
+                assertThat(run(executor, 2)).containsExactly(3.5f, 0f, 5.5f, 0f);
+                // A stride under a row's width, or a buffer short of the capacity's rows, is refused.
+                assertThat(executor.bindInputRows(0, rows, 1)).isFalse();
+                org.assertj.core.api.Assertions.assertThatThrownBy(() -> executor.bindInputRows(0, stridedRows(5, new float[] {1, 1}), 5))
+                        .hasMessageContaining("needs a direct buffer of 68 bytes for 4 rows");
+            } finally {
+                executor.close();
+            }
+        }
+    }
+
+    /**
+     * Any other reader gets a packed copy made first: relu(x) feeds the dense layer here. x = [3, -1] -> relu [3, 0] ->
+     * [3 + 0.5, -3 - 1] -> relu [3.5, 0]; x = [-2, 4] -> [0, 4] -> [8.5, 1] .
+     */
+    @Test
+    void otherReadersOfStridedRowsGetAPackedCopy() {
+        Sequential net = new Sequential().add(ActivationBlock.relu()).add(new Dense(2, Activation.RELU, true, 2));
+        net.loadParameters(java.util.Map.of(
+                "1.weight", TensorData.ofFloats(new long[] {2, 2}, new float[] {1, 2, -1, 0.5f}),
+                "1.bias", TensorData.ofFloats(new long[] {2}, new float[] {0.5f, -1})));
+        try (CompiledModel model = Kiln.compile(net, HandModel.SIGNATURE)) {
+            CpuExecutor executor = (CpuExecutor) model.newExecutor(2);
+            try {
+                assertThat(executor.bindInputRows(0, stridedRows(3, new float[] {3, -1}, new float[] {-2, 4}), 3)).isTrue();
+                assertThat(run(executor, 2)).containsExactly(3.5f, 0f, 8.5f, 1f);
+                assertThat(packsRows(executor)).isTrue();
+                // Bound packed again: no copy.
+                executor.bindInput(0, rows(3, -1, -2, 4));
+                assertThat(run(executor, 2)).containsExactly(3.5f, 0f, 8.5f, 1f);
+                assertThat(packsRows(executor)).isFalse();
             } finally {
                 executor.close();
             }

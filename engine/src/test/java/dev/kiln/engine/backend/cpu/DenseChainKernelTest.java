@@ -119,6 +119,31 @@ class DenseChainKernelTest {
         }
     }
 
+    /**
+     * Rows bound in place 2,085 floats apart (2,048 values, then 37 NaN the chain must not read), over three chunks:
+     * the chain's first layer reads them with that leading dimension and matches eager execution.
+     */
+    @Test
+    void aChainReadsStridedRowsInEveryChunk() {
+        Block mlp = wideMlp(13);
+        Signature signature = Signature.builder().input("x", Shape.batched(2048)).build();
+        int batch = 193;
+        int stride = 2048 + 37;
+        java.nio.ByteBuffer rows = java.nio.ByteBuffer.allocateDirect(4 * stride * batch).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < stride * batch; i++) {
+            rows.putFloat(4 * i, Float.NaN);
+        }
+        try (CompiledModel model = Kiln.compile(mlp, signature); Executor executor = model.newExecutor(batch)) {
+            assertThat(executor.bindInputRows(0, rows, stride)).isTrue();
+            assertThat(chains(executor)).hasSize(1);
+            assertThat(((CpuExecutor) executor).schedule()).as("no packed copy: the chain alone").hasSize(1);
+            for (int n : new int[] {batch, 2, 1}) {
+                float[] x = gaussian(n * 2048, 40 + n);
+                assertAllClose(DnnlChainKernelTest.run(executor, x, n), eager(mlp, 2048, x, n), 1e-4, 1e-5, "strided rows at batch " + n);
+            }
+        }
+    }
+
     @Test
     void aNanRowInALaterChunkStaysInItsRow() {
         Block mlp = wideMlp(12);
