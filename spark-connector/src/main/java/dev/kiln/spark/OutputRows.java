@@ -25,6 +25,8 @@ import java.util.List;
  * row, valid until the next {@link #emit}: Spark's contract, a consumer that keeps a row copies it.
  */
 final class OutputRows implements ScoredRows {
+    /** Room in place for the input's other variable-length fields (strings, other arrays), per row. */
+    static final int IN_PLACE_SPARE = 256;
     private final int inputFields;
     private final int outputFields;
     private final int inputHeader;
@@ -168,31 +170,10 @@ final class OutputRows implements ScoredRows {
     }
 
     private void store(UnsafeRow row, int index, boolean defer) {
-        Object from = row.getBaseObject();
-        long in = row.getBaseOffset();
-        int inputSize = row.getSizeInBytes();
-        int variableBytes = inputSize - inputHeader;
-        int size = outputHeader + variableBytes + tailBytes;
         int[] holes = holeAt[index];
         int[] columns = holeColumn[index];
-        int skipped = 0;
-        if (defer) {
-            for (int j = 0; j < deferred.length; j++) {
-                long offsetAndSize = Platform.getLong(from, in + inputBitSet + 8L * deferred[j]);
-                int width = deferredWidth[j];
-                // Input coordinates for now: where the array's values start in the input row.
-                int at = (int) (offsetAndSize >>> 32) + 8 + ((width + 63) / 64) * 8;
-                int k = j;
-                while (k > 0 && holes[k - 1] > at) {
-                    holes[k] = holes[k - 1];
-                    columns[k] = columns[k - 1];
-                    k--;
-                }
-                holes[k] = at;
-                columns[k] = j;
-                skipped += 4 * width;
-            }
-        }
+        int skipped = defer ? findHoles(row, holes, columns) : 0;
+        int size = outputHeader + row.getSizeInBytes() - inputHeader + tailBytes;
         // Stored parts stay 8-byte aligned (a row with an odd-width deferred array leaves out 4 bytes too many for that).
         int stored = (size - skipped + 7) & ~7;
         if (used + stored > arena.length) {
@@ -200,19 +181,59 @@ final class OutputRows implements ScoredRows {
             arena = new byte[Math.max(arena.length * 2, used + stored)];
             used = 0;
         }
-        long base = Platform.BYTE_ARRAY_OFFSET + used;
-        Platform.copyMemory(from, in, arena, base, inputBitSet);
-        for (int b = inputBitSet; b < outputBitSet; b += 8) {
-            Platform.putLong(arena, base + b, 0L);
+        write(row, index, defer, defer, arena, Platform.BYTE_ARRAY_OFFSET + used, size, skipped, stored);
+        used += stored;
+    }
+
+    /**
+     * Where output row {@code index}'s deferred values go, in input coordinates, in increasing order (with which
+     * deferred column each is); returns the bytes they take.
+     */
+    private int findHoles(UnsafeRow row, int[] holes, int[] columns) {
+        Object from = row.getBaseObject();
+        long in = row.getBaseOffset();
+        int skipped = 0;
+        for (int j = 0; j < deferred.length; j++) {
+            long offsetAndSize = Platform.getLong(from, in + inputBitSet + 8L * deferred[j]);
+            int width = deferredWidth[j];
+            int at = (int) (offsetAndSize >>> 32) + 8 + ((width + 63) / 64) * 8;
+            int k = j;
+            while (k > 0 && holes[k - 1] > at) {
+                holes[k] = holes[k - 1];
+                columns[k] = columns[k - 1];
+                k--;
+            }
+            holes[k] = at;
+            columns[k] = j;
+            skipped += 4 * width;
         }
-        Platform.copyMemory(from, in + inputBitSet, arena, base + outputBitSet, 8L * inputFields);
+        return skipped;
+    }
+
+    /**
+     * Lays output row {@code index} out at {@code base} of {@code to}: {@code size} bytes, less the {@code skipped}
+     * bytes of the deferred values when they are left out ({@code compact}: the bytes after each move up; the view
+     * then covers {@code stored} bytes) rather than left in place for the caller to fill.
+     */
+    private void write(UnsafeRow row, int index, boolean defer, boolean compact, Object to, long base, int size, int skipped, int stored) {
+        Object from = row.getBaseObject();
+        long in = row.getBaseOffset();
+        int inputSize = row.getSizeInBytes();
+        int variableBytes = inputSize - inputHeader;
+        int[] holes = holeAt[index];
+        int[] columns = holeColumn[index];
+        Platform.copyMemory(from, in, to, base, inputBitSet);
+        for (int b = inputBitSet; b < outputBitSet; b += 8) {
+            Platform.putLong(to, base + b, 0L);
+        }
+        Platform.copyMemory(from, in + inputBitSet, to, base + outputBitSet, 8L * inputFields);
         long shift = (long) (outputHeader - inputHeader) << 32;
         for (int ordinal : variableLength) {
             long slot = base + outputBitSet + 8L * ordinal;
-            long offsetAndSize = Platform.getLong(arena, slot);
+            long offsetAndSize = Platform.getLong(to, slot);
             // A null field's slot is 0, except a null wide decimal's, which keeps its reserved offset: both stay valid.
             if (offsetAndSize != 0) {
-                Platform.putLong(arena, slot, offsetAndSize + shift);
+                Platform.putLong(to, slot, offsetAndSize + shift);
             }
         }
         if (defer) {
@@ -221,49 +242,124 @@ final class OutputRows implements ScoredRows {
             long write = base + outputHeader;
             for (int k = 0; k < deferred.length; k++) {
                 long gap = in + holes[k] - read;
-                Platform.copyMemory(from, read, arena, write, gap);
-                write += gap;
-                read += gap + 4L * deferredWidth[columns[k]];
+                Platform.copyMemory(from, read, to, write, gap);
+                long hole = 4L * deferredWidth[columns[k]];
+                write += compact ? gap : gap + hole;
+                read += gap + hole;
                 holes[k] += outputHeader - inputHeader;
             }
-            Platform.copyMemory(from, read, arena, write, in + inputSize - read);
+            Platform.copyMemory(from, read, to, write, in + inputSize - read);
         } else {
-            Platform.copyMemory(from, in + inputHeader, arena, base + outputHeader, variableBytes);
+            Platform.copyMemory(from, in + inputHeader, to, base + outputHeader, variableBytes);
         }
         int tail = outputHeader + variableBytes;
-        int storedTail = tail - skipped;
+        int storedTail = compact ? tail - skipped : tail;
         for (int k = 0; k < arrayWidth.length; k++) {
             long slot = base + outputBitSet + 8L * (inputFields + k);
             int width = arrayWidth[k];
             if (width == 0) {
-                Platform.putLong(arena, slot, 0L);
+                Platform.putLong(to, slot, 0L);
                 continue;
             }
             int bytes = arrayBytes(width);
             long start = base + storedTail + tailOffset[k];
-            Platform.putLong(arena, slot, ((long) (tail + tailOffset[k]) << 32) | bytes);
-            Platform.putLong(arena, start, width);
+            Platform.putLong(to, slot, ((long) (tail + tailOffset[k]) << 32) | bytes);
+            Platform.putLong(to, start, width);
             for (long b = start + 8; b < start + 8 + ((width + 63) / 64) * 8; b += 8) {
-                Platform.putLong(arena, b, 0L);
+                Platform.putLong(to, b, 0L);
             }
             // The padding after an odd number of floats is part of the row's bytes (equality, hashing): zero it.
-            Platform.putLong(arena, start + bytes - 8, 0L);
+            Platform.putLong(to, start + bytes - 8, 0L);
         }
         if (errorColumn) {
             int ordinal = outputFields - 1;
-            Platform.putLong(arena, base + outputBitSet + 8L * ordinal, 0L);
-            setNull(base, ordinal);
+            Platform.putLong(to, base + outputBitSet + 8L * ordinal, 0L);
+            long word = base + 8L * (ordinal >> 6);
+            Platform.putLong(to, word, Platform.getLong(to, word) | (1L << (ordinal & 63)));
         }
         UnsafeRow view = views[index];
         if (view == null) {
             view = new UnsafeRow(outputFields);
             views[index] = view;
         }
-        view.pointTo(arena, base, stored);
+        view.pointTo(to, base, compact ? stored : size);
         tails[index] = storedTail;
         sizes[index] = size;
-        isDeferred[index] = defer;
-        used += stored;
+        isDeferred[index] = defer && compact;
+    }
+
+    /**
+     * Where, in an output row laid out as Spark lays it out, the values of each deferred column start, when that is
+     * the same for every row: the deferred columns are the input's first variable-length fields (in field order), so
+     * nothing of varying length comes before them. Null otherwise.
+     */
+    int[] fixedValueOffsets() {
+        int[] offsets = new int[deferred.length];
+        int at = outputHeader;
+        int next = 0;
+        for (int ordinal : variableLength) {
+            if (next == deferred.length) {
+                break;
+            }
+            int j = indexOf(deferred, ordinal);
+            if (j < 0) {
+                return null;
+            }
+            offsets[j] = at + 8 + ((deferredWidth[j] + 63) / 64) * 8;
+            at += arrayBytes(deferredWidth[j]);
+            next++;
+        }
+        return next == deferred.length ? offsets : null;
+    }
+
+    /**
+     * Bytes each row gets in place: the output row of a row whose only variable-length fields are the deferred
+     * arrays, plus {@value #IN_PLACE_SPARE} bytes when the input has other variable-length fields (a row with more goes
+     * the usual way); a multiple of 8.
+     */
+    int inPlaceRowBytes() {
+        int bytes = outputHeader + tailBytes;
+        for (int width : deferredWidth) {
+            bytes += arrayBytes(width);
+        }
+        return bytes + (variableLength.length > deferred.length ? IN_PLACE_SPARE : 0);
+    }
+
+    private static int indexOf(int[] values, int value) {
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] == value) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Stores output row {@code index} whole, in place, at off-heap {@code address} where the caller has already
+     * written its deferred columns' values (at {@link #fixedValueOffsets()}): everything else of the row is laid out
+     * around them, and the row handed out is those bytes, with nothing to assemble. Returns false, storing nothing,
+     * when the row does not take that layout (a deferred array not as Spark's writers lay it out, or not where the
+     * offsets say) or needs more than {@code room} bytes; the caller then stores it as usual.
+     */
+    boolean addInPlace(InternalRow row, int index, long address, int room, int[] valueOffsets) {
+        UnsafeRow unsafe = (UnsafeRow) row;
+        if (!deferrable(unsafe)) {
+            return false;
+        }
+        int size = outputHeader + unsafe.getSizeInBytes() - inputHeader + tailBytes;
+        if (size > room) {
+            return false;
+        }
+        int[] holes = holeAt[index];
+        int[] columns = holeColumn[index];
+        findHoles(unsafe, holes, columns);
+        for (int k = 0; k < deferred.length; k++) {
+            if (holes[k] + outputHeader - inputHeader != valueOffsets[columns[k]]) {
+                return false;
+            }
+        }
+        write(unsafe, index, true, false, null, address, size, 0, size);
+        return true;
     }
 
     /**
@@ -315,11 +411,6 @@ final class OutputRows implements ScoredRows {
             written += bytes;
         }
         Platform.copyMemory(from, read, into, write + written, sizes[index] - written);
-    }
-
-    private void setNull(long base, int ordinal) {
-        long word = base + 8L * (ordinal >> 6);
-        Platform.putLong(arena, word, Platform.getLong(arena, word) | (1L << (ordinal & 63)));
     }
 
     /** Writes array prediction {@code column} of row {@code index}: {@code width} floats from {@code values}. */

@@ -36,6 +36,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private static final RootAllocator ROOT = new RootAllocator(Long.MAX_VALUE);
     /** {@code -Dkiln.spark.deferColumns=false}: output rows copy every input byte when stored (the A/B switch). */
     private static final boolean DEFER = !"false".equals(System.getProperty("kiln.spark.deferColumns"));
+    /** {@code -Dkiln.spark.inPlaceRows=false}: the batch is an Arrow batch, not the output rows (the A/B switch). */
+    private static final boolean IN_PLACE = !"false".equals(System.getProperty("kiln.spark.inPlaceRows"));
 
     private final ScoringPlan plan;
     private final Iterator<InternalRow> input;
@@ -62,6 +64,18 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final long[] deferredBatch;
     private final long[] deferredRowBytes;
     private final long[] sources;
+    /**
+     * In place (null otherwise): the output rows of a batch, {@link #rowStride} bytes apart, each input's values at
+     * {@link #valueOffsets} in its row, which is where the executor reads them; and the rows' form.
+     */
+    private final org.apache.arrow.memory.ArrowBuf rowsInPlace;
+    private final OutputRows inPlaceRows;
+    private final long rowsAddress;
+    private final java.nio.ByteBuffer rowsView;
+    private final int rowStride;
+    private final int[] valueOffsets;
+    /** The thread that scores (the task's): a row handed to another thread is copied, as it may outlive the batch. */
+    private final Thread owner;
     /** For input rows that are not UnsafeRows, and for rows without predictions: made when first needed. */
     private UnsafeProjection toUnsafe;
     private UnsafeProjection toOutput;
@@ -86,15 +100,56 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.batchSize = plan.batchSize();
         java.util.List<Device> devices = Device.selectAll(plan.device(), task == null ? null : task.resourcesJMap());
         ExecutorModels.Lease acquired = ExecutorModels.acquire(plan.model(), devices, batchSize);
-        // A pooled executor may hold more rows than this task's batches; the bound vectors must cover all of them.
+        // A pooled executor may hold more rows than this task's batches; the bound memory must cover all of them.
         int rowsCapacity = (int) acquired.executor().capacity();
+        this.errorColumn = !plan.failOnBadRow();
+        // Float arrays copied verbatim into the batch are not copied into the output rows as well: each output row
+        // reads them back from the batch when it is handed out (OutputRows, "deferred columns"), or, in place, the
+        // batch is the output rows themselves.
+        java.util.List<Integer> ordinals = new java.util.ArrayList<>();
+        java.util.List<Integer> deferredInputs = new java.util.ArrayList<>();
+        for (int i = 0; i < plan.inputs().size() && DEFER && !generic; i++) {
+            InputAdapter adapter = plan.inputs().get(i);
+            if (adapter.copiesVerbatim() && !ordinals.contains(adapter.ordinals()[0])) {
+                ordinals.add(adapter.ordinals()[0]);
+                deferredInputs.add(i);
+            }
+        }
+        OutputRows unsafeRows = generic ? null : new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(),
+                errorColumn, batchSize, ordinals.stream().mapToInt(Integer::intValue).toArray(),
+                deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
+        this.out = generic ? new GenericRows(plan.inputSchema(), plan.outputs().size(), errorColumn, batchSize) : unsafeRows;
         BufferAllocator child = null;
+        org.apache.arrow.memory.ArrowBuf inPlace = null;
         this.vectors = new FixedSizeListVector[plan.inputs().size()];
         this.addresses = new long[vectors.length];
         this.views = new java.nio.ByteBuffer[vectors.length];
+        int[] valueOffsets = null;
+        int stride = 0;
         try {
             child = ROOT.newChildAllocator("kiln-task-" + (task == null ? "driver" : task.taskAttemptId()), 0, Long.MAX_VALUE);
-            for (int i = 0; i < vectors.length; i++) {
+            // In place: every input is an array<float> copied verbatim, and the output row's layout puts each at the
+            // same offset in every row: the batch is then the output rows themselves, a fixed stride apart, and the
+            // executor reads each input's rows where they are (when it can: else the Arrow batch below).
+            valueOffsets = IN_PLACE && unsafeRows != null && deferredInputs.size() == vectors.length && vectors.length > 0
+                    ? unsafeRows.fixedValueOffsets() : null;
+            if (valueOffsets != null) {
+                stride = unsafeRows.inPlaceRowBytes();
+                inPlace = child.buffer((long) rowsCapacity * stride);
+                boolean bound = true;
+                for (int i = 0; i < vectors.length && bound; i++) {
+                    int width = plan.inputs().get(i).width();
+                    java.nio.ByteBuffer rowsOfInput = inPlace.nioBuffer(valueOffsets[i], (rowsCapacity - 1) * stride + 4 * width).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                    bound = acquired.executor().bindInputRows(i, rowsOfInput, stride / 4);
+                }
+                if (!bound) {
+                    acquired.executor().unbindInputs();
+                    inPlace.close();
+                    inPlace = null;
+                    valueOffsets = null;
+                }
+            }
+            for (int i = 0; i < vectors.length && inPlace == null; i++) {
                 int width = plan.inputs().get(i).width();
                 FixedSizeListVector vector = FixedSizeListVector.empty("input" + i, width, child);
                 vectors[i] = vector;
@@ -114,6 +169,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                     vector.close();
                 }
             }
+            if (inPlace != null) {
+                inPlace.close();
+            }
             acquired.close();
             if (child != null) {
                 child.close();
@@ -123,27 +181,19 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.lease = acquired;
         this.executor = acquired.executor();
         this.allocator = child;
+        this.rowsInPlace = inPlace;
+        this.inPlaceRows = inPlace == null ? null : unsafeRows;
+        this.rowsAddress = inPlace == null ? 0 : inPlace.memoryAddress();
+        this.rowsView = inPlace == null ? null : inPlace.nioBuffer(0, (int) inPlace.capacity()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        this.rowStride = stride;
+        this.valueOffsets = valueOffsets;
+        this.owner = Thread.currentThread();
         this.rows = new InternalRow[batchSize];
         this.slots = new int[batchSize];
         this.reasons = new String[batchSize];
-        this.errorColumn = !plan.failOnBadRow();
-        // Float arrays copied verbatim into the batch are not copied into the output rows as well: each output row
-        // reads them back from the batch when it is handed out (OutputRows, "deferred columns").
-        java.util.List<Integer> ordinals = new java.util.ArrayList<>();
-        java.util.List<Integer> deferredInputs = new java.util.ArrayList<>();
-        for (int i = 0; i < vectors.length && DEFER && !generic; i++) {
-            InputAdapter adapter = plan.inputs().get(i);
-            if (adapter.copiesVerbatim() && !ordinals.contains(adapter.ordinals()[0])) {
-                ordinals.add(adapter.ordinals()[0]);
-                deferredInputs.add(i);
-            }
-        }
-        this.deferredBatch = deferredInputs.stream().mapToLong(i -> addresses[i]).toArray();
-        this.deferredRowBytes = deferredInputs.stream().mapToLong(i -> 4L * plan.inputs().get(i).width()).toArray();
+        this.deferredBatch = inPlace != null ? new long[0] : deferredInputs.stream().mapToLong(i -> addresses[i]).toArray();
+        this.deferredRowBytes = inPlace != null ? new long[0] : deferredInputs.stream().mapToLong(i -> 4L * plan.inputs().get(i).width()).toArray();
         this.sources = new long[deferredBatch.length];
-        this.out = generic ? new GenericRows(plan.inputSchema(), plan.outputs().size(), errorColumn, batchSize)
-                : new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(), errorColumn, batchSize,
-                        ordinals.stream().mapToInt(Integer::intValue).toArray(), deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
         this.scratch = new float[plan.outputs().size()][];
         for (int o = 0; o < scratch.length; o++) {
             scratch[o] = new float[plan.outputs().get(o).width()];
@@ -186,7 +236,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             String reason = null;
             for (int i = 0; i < addresses.length && reason == null; i++) {
                 InputAdapter adapter = plan.inputs().get(i);
-                reason = adapter.write(row, addresses[i] + (long) valid * adapter.width() * 4, views[i], valid * adapter.width() * 4);
+                reason = rowsInPlace != null
+                        ? adapter.write(row, rowsAddress + (long) valid * rowStride + valueOffsets[i], rowsView, valid * rowStride + valueOffsets[i])
+                        : adapter.write(row, addresses[i] + (long) valid * adapter.width() * 4, views[i], valid * adapter.width() * 4);
                 if (reason != null) {
                     reason = "Column '" + adapter.columns() + "' " + where(row, rowsBefore + count) + ": " + reason;
                 }
@@ -197,7 +249,13 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                 screenNonFinite(valid);
                 throw new KilnException(ErrorCode.BAD_INPUT, reason + " (set onError to 'null' to score the other rows)");
             }
-            if (reason == null && deferredBatch.length > 0) {
+            if (reason == null && rowsInPlace != null) {
+                // The row around its values, in its slot of the batch; a row that does not fit is stored as usual
+                // (its values stay in the slot for the executor).
+                if (!inPlaceRows.addInPlace(row, count, rowsAddress + (long) valid * rowStride, rowStride, valueOffsets)) {
+                    out.add(row, count);
+                }
+            } else if (reason == null && deferredBatch.length > 0) {
                 out.addDeferred(row, count);
             } else {
                 out.add(row, count);
@@ -209,7 +267,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         }
         valid = screenNonFinite(valid);
         for (FixedSizeListVector vector : vectors) {
-            vector.setValueCount(valid);
+            if (vector != null) {
+                vector.setValueCount(valid);
+            }
         }
         long converted = System.nanoTime();
         if (valid > 0) {
@@ -361,7 +421,21 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             rows[r] = null;
             return row;
         }
-        return out.isDeferred(r) ? emit(r) : out.row(r);
+        if (out.isDeferred(r)) {
+            return emit(r);
+        }
+        return rowsInPlace != null && Thread.currentThread() != owner ? copyOf(r) : out.row(r);
+    }
+
+    /**
+     * Row {@code r} copied, for a consumer on another thread than the task's: a row in place is the batch's off-heap
+     * memory, which {@link #close} (the task-completion listener) may free while that thread still reads it.
+     */
+    private synchronized InternalRow copyOf(int r) {
+        if (closed) {
+            throw KilnException.of(ErrorCode.INVALID_ARGUMENT, "The partition scorer was closed (task completed) while its rows were being read");
+        }
+        return ((UnsafeRow) out.row(r)).copy();
     }
 
     /**
@@ -391,10 +465,20 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         }
         closed = true;
         for (FixedSizeListVector vector : vectors) {
-            vector.close();
+            if (vector != null) {
+                vector.close();
+            }
+        }
+        if (rowsInPlace != null) {
+            rowsInPlace.close();
         }
         lease.close();
         allocator.close();
+    }
+
+    /** Whether this partition's batch is its output rows, read by the executor in place (for tests). */
+    boolean rowsInPlace() {
+        return rowsInPlace != null;
     }
 
     /** Bytes held by all Kiln task allocators in this JVM (tests assert it returns to zero). */

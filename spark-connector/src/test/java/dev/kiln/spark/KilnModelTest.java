@@ -707,6 +707,72 @@ class KilnModelTest {
         assertThat(PartitionScorer.allocatedBytes()).isZero();
     }
 
+    /**
+     * Where the features are the row's first variable-length field, a batch is its output rows: the features are
+     * written once, into the row handed out, and the model reads them there (a string before them moves them from row
+     * to row, so that schema takes the Arrow batch). Both give the hand-worked predictions and every column back,
+     * including a row refused for a NaN (null prediction and its reason) and a row too long for its room in place (a
+     * 300-character name); in place, a row read on another thread is a heap copy that outlives the partition.
+     */
+    @Test
+    void rowsAreBuiltInPlaceWhereTheFeaturesLeadTheVariableLengthFields() throws Exception {
+        org.apache.spark.sql.types.DataType floats = DataTypes.createArrayType(DataTypes.FloatType, false);
+        StructType leading = new StructType().add("id", DataTypes.LongType, false).add("features", floats, true).add("name", DataTypes.StringType, true);
+        StructType trailing = new StructType().add("id", DataTypes.LongType, false).add("name", DataTypes.StringType, true).add("features", floats, true);
+        float[][] features = {{3, 1}, {-2, 4}, {Float.NaN, 1}, {0, 0}, {1.5f, -0.5f}};
+        String[] names = {"a", "bb", "c", "d".repeat(300), ""};
+        KilnModel model = new KilnModel().setModelUri(handUri).setInputCols("features").setOutputCols("y").setOnError("null").setBatchSize(2);
+        for (StructType in : List.of(leading, trailing)) {
+            int f = in.fieldIndex("features");
+            int n = in.fieldIndex("name");
+            org.apache.spark.sql.catalyst.expressions.UnsafeProjection unsafe = org.apache.spark.sql.catalyst.expressions.UnsafeProjection.create(in);
+            List<org.apache.spark.sql.catalyst.InternalRow> rows = new ArrayList<>();
+            for (int i = 0; i < features.length; i++) {
+                Object[] values = new Object[3];
+                values[0] = (long) i;
+                values[f] = org.apache.spark.sql.catalyst.expressions.UnsafeArrayData.fromPrimitiveArray(features[i]);
+                values[n] = org.apache.spark.unsafe.types.UTF8String.fromString(names[i]);
+                rows.add(unsafe.apply(new org.apache.spark.sql.catalyst.expressions.GenericInternalRow(values)).copy());
+            }
+            List<org.apache.spark.sql.catalyst.InternalRow> out = new ArrayList<>();
+            org.apache.spark.sql.catalyst.InternalRow[] fromAnotherThread = new org.apache.spark.sql.catalyst.InternalRow[1];
+            try (PartitionScorer scorer = new PartitionScorer(model.scoringPlan(spark, in), rows.iterator(), null)) {
+                assertThat(scorer.rowsInPlace()).as("in place for " + in.simpleString()).isEqualTo(in == leading);
+                while (scorer.hasNext()) {
+                    if (out.size() == 1) {
+                        Thread reader = new Thread(() -> fromAnotherThread[0] = scorer.next());
+                        reader.start();
+                        reader.join();
+                        if (in == leading) {
+                            // Not the batch's off-heap memory, which closing the scorer frees: a heap copy to keep.
+                            assertThat(((org.apache.spark.sql.catalyst.expressions.UnsafeRow) fromAnotherThread[0]).getBaseObject()).isNotNull();
+                            out.add(fromAnotherThread[0]);
+                        } else {
+                            out.add(fromAnotherThread[0].copy());
+                        }
+                    } else {
+                        out.add(scorer.next().copy());
+                    }
+                }
+            }
+            assertThat(out).hasSize(5);
+            for (int i = 0; i < 5; i++) {
+                String what = in.simpleString() + " row " + i;
+                assertThat(out.get(i).getLong(0)).as(what).isEqualTo(i);
+                assertThat(out.get(i).getUTF8String(n).toString()).as(what).isEqualTo(names[i]);
+                assertThat(out.get(i).getArray(f).toFloatArray()).as(what).containsExactly(features[i]);
+                if (i == 2) {
+                    assertThat(out.get(i).isNullAt(3)).isTrue();
+                    assertThat(out.get(i).getUTF8String(4).toString()).isEqualTo("Column 'features' row 2 of partition -1: value at index 0 is NaN");
+                } else {
+                    assertThat(out.get(i).getArray(3).toFloatArray()).as(what).containsExactly(byHand(features[i][0], features[i][1]));
+                    assertThat(out.get(i).isNullAt(4)).isTrue();
+                }
+            }
+            assertThat(PartitionScorer.allocatedBytes()).isZero();
+        }
+    }
+
     /** The other input kinds and output transforms, through the public-API path. */
     @Test
     void thePublicRowFallbackTakesEveryInputKindAndTransform() {

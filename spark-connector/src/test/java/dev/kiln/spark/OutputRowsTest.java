@@ -240,6 +240,159 @@ class OutputRowsTest {
         }
     }
 
+    /**
+     * Rows in place: the caller writes a row's float arrays into off-heap memory first, at the offsets
+     * {@code fixedValueOffsets} gives, and the row is laid out around them there. Each must be, byte for byte, Spark's
+     * projection of the input joined with the predictions, at that address; a row that needs more than the room is
+     * stored as usual and still matches. The offsets exist exactly when no other variable-length field comes before a
+     * deferred array (worked out here from the schema, independently of OutputRows).
+     */
+    @Test
+    void rowsInPlaceMatchSparksProjectionAroundValuesWrittenFirst() {
+        Random random = new Random(13);
+        DataType floats = DataTypes.createArrayType(DataTypes.FloatType, false);
+        int inPlace = 0;
+        int overflowed = 0;
+        for (int trial = 0; trial < 80; trial++) {
+            int fields = trial % 4 == 0 ? 62 + random.nextInt(4) : 1 + random.nextInt(8);
+            StructType input = new StructType();
+            for (int i = 0; i < fields; i++) {
+                input = input.add("c" + i, KINDS[random.nextInt(KINDS.length)], true);
+            }
+            int deferredCount = Math.min(fields, 1 + random.nextInt(2));
+            int[] deferred;
+            if (random.nextBoolean()) {
+                // The first variable-length fields (or the first fields, where too few are) become the arrays.
+                StructType typed = input;
+                int[] variable = java.util.stream.IntStream.range(0, fields).filter(i -> !UnsafeRow.isFixedLength(typed.fields()[i].dataType())).toArray();
+                deferred = variable.length >= deferredCount ? java.util.Arrays.copyOf(variable, deferredCount)
+                        : java.util.stream.IntStream.range(0, deferredCount).toArray();
+                if (random.nextBoolean() && deferred.length == 2) {
+                    deferred = new int[] {deferred[1], deferred[0]};
+                }
+            } else {
+                deferred = random.ints(0, fields).distinct().limit(deferredCount).toArray();
+            }
+            int[] widths = new int[deferred.length];
+            StructType in = new StructType();
+            for (int i = 0; i < fields; i++) {
+                int j = indexOf(deferred, i);
+                in = in.add("c" + i, j >= 0 ? floats : input.fields()[i].dataType(), true);
+                if (j >= 0) {
+                    widths[j] = new int[] {1, 3, 64, 65, 512}[random.nextInt(5)];
+                }
+            }
+            List<Integer> predictionWidths = new ArrayList<>();
+            StructType output = in;
+            int predictions = 1 + random.nextInt(2);
+            for (int k = 0; k < predictions; k++) {
+                int width = new int[] {0, 2, 3}[random.nextInt(3)];
+                predictionWidths.add(width);
+                output = output.add("p" + k, width == 0 ? DataTypes.FloatType : floats, true);
+            }
+            boolean errorColumn = random.nextBoolean();
+            if (errorColumn) {
+                output = output.add("error", DataTypes.StringType, true);
+            }
+            int batch = 1 + random.nextInt(20);
+            OutputRows rows = new OutputRows(in, predictionWidths, errorColumn, batch, deferred, widths);
+            int[] offsets = rows.fixedValueOffsets();
+            boolean leading = true;
+            // By hand: some variable-length field that is not a deferred array comes before a deferred one.
+            int lastDeferred = java.util.Arrays.stream(deferred).max().getAsInt();
+            for (int i = 0; i < lastDeferred; i++) {
+                if (!UnsafeRow.isFixedLength(in.fields()[i].dataType()) && indexOf(deferred, i) < 0) {
+                    leading = false;
+                }
+            }
+            assertThat(offsets != null).as("trial %d: offsets for %s deferring %s", trial, in.simpleString(), java.util.Arrays.toString(deferred)).isEqualTo(leading);
+            if (!leading) {
+                continue;
+            }
+            inPlace++;
+            int stride = rows.inPlaceRowBytes();
+            assertThat(stride % 8).isZero();
+            UnsafeProjection source = UnsafeProjection.create(in);
+            UnsafeProjection expected = UnsafeProjection.create(output);
+            long memory = org.apache.spark.unsafe.Platform.allocateMemory((long) batch * stride);
+            try {
+                for (int b = 0; b < 3; b++) {
+                    rows.clear();
+                    InternalRow[] inputs = new InternalRow[batch];
+                    Object[][] predictionValues = new Object[batch][];
+                    boolean[] placed = new boolean[batch];
+                    for (int r = 0; r < batch; r++) {
+                        GenericInternalRow row = (GenericInternalRow) randomRow(in, random);
+                        for (int j = 0; j < deferred.length; j++) {
+                            float[] values = new float[widths[j]];
+                            for (int i = 0; i < values.length; i++) {
+                                values[i] = random.nextFloat() - 0.5f;
+                            }
+                            row.update(deferred[j], UnsafeArrayData.fromPrimitiveArray(values));
+                        }
+                        inputs[r] = row;
+                        UnsafeRow unsafe = source.apply(row);
+                        long base = memory + (long) r * stride;
+                        // What the scorer's adapter does: each array's values into the row's place, then the row.
+                        for (int j = 0; j < deferred.length; j++) {
+                            float[] values = unsafe.getArray(deferred[j]).toFloatArray();
+                            for (int i = 0; i < widths[j]; i++) {
+                                org.apache.spark.unsafe.Platform.putFloat(null, base + offsets[j] + 4L * i, values[i]);
+                            }
+                        }
+                        placed[r] = rows.addInPlace(unsafe, r, base, stride, offsets);
+                        if (!placed[r]) {
+                            rows.add(unsafe, r);
+                            overflowed++;
+                        }
+                    }
+                    for (int r = 0; r < batch; r++) {
+                        predictionValues[r] = new Object[predictions + (errorColumn ? 1 : 0)];
+                        for (int k = 0; k < predictions; k++) {
+                            if (predictionWidths.get(k) > 0) {
+                                float[] values = new float[predictionWidths.get(k)];
+                                for (int i = 0; i < values.length; i++) {
+                                    values[i] = random.nextFloat();
+                                }
+                                rows.putFloats(r, k, values);
+                                predictionValues[r][k] = UnsafeArrayData.fromPrimitiveArray(values);
+                            } else {
+                                float value = random.nextFloat();
+                                rows.putFloat(r, k, value);
+                                predictionValues[r][k] = value;
+                            }
+                        }
+                    }
+                    for (int r = 0; r < batch; r++) {
+                        UnsafeRow want = expected.apply(new JoinedRow(inputs[r], new GenericInternalRow(predictionValues[r])));
+                        String what = String.format("trial %d batch %d row %d (%s) of %s", trial, b, r, placed[r] ? "in place" : "stored", output.simpleString());
+                        assertThat(placed[r]).as("fits: " + what).isEqualTo(want.getSizeInBytes() <= stride);
+                        UnsafeRow got = rows.row(r);
+                        assertThat(rows.isDeferred(r)).isFalse();
+                        assertThat(got.getBytes()).as(what).isEqualTo(want.getBytes());
+                        if (placed[r]) {
+                            assertThat(got.getBaseObject()).as("in place: " + what).isNull();
+                            assertThat(got.getBaseOffset()).isEqualTo(memory + (long) r * stride);
+                        }
+                    }
+                }
+            } finally {
+                org.apache.spark.unsafe.Platform.freeMemory(memory);
+            }
+        }
+        assertThat(inPlace).as("trials laid out in place").isGreaterThan(20);
+        assertThat(overflowed).as("rows that needed more than their room").isGreaterThan(5);
+    }
+
+    private static int indexOf(int[] values, int value) {
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] == value) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     private static InternalRow randomRow(StructType schema, Random random) {
         GenericInternalRow row = new GenericInternalRow(schema.size());
         for (int i = 0; i < schema.size(); i++) {

@@ -126,9 +126,16 @@ public final class SparkBenchmark {
             for (int r = 0; r < repetitions; ) {
                 long cycleStart = System.nanoTime();
                 long cycleJit = jitMillis();
+                settle();
+                taskTime.reset();
+                long scanStart = System.currentTimeMillis();
                 long t0 = System.nanoTime();
                 noop(input);
                 scans[r] = count / ((System.nanoTime() - t0) / 1e9);
+                long scanEnd = System.currentTimeMillis();
+                spark.sparkContext().listenerBus().waitUntilEmpty();
+                // The same action without Kiln: what of a scored job's driver and scheduling time is Spark's own.
+                String scanSchedule = taskTime.schedule() + "; " + taskTime.driver(scanStart, scanEnd);
                 StringBuilder line = new StringBuilder(String.format("  repetition %d:", r + 1));
                 StringBuilder detail = new StringBuilder();
                 for (int v = 0; v < variants; v++) {
@@ -157,6 +164,7 @@ public final class SparkBenchmark {
                 noop(rddPath(spark, kiln[0], input));
                 rddPath[r] = count / ((System.nanoTime() - t2) / 1e9);
                 line.append(String.format(" bare scan %,.0f rows/s, RDD fallback (batch %d) %,.0f rows/s,", scans[r], effective[0], rddPath[r]));
+                detail.append(String.format("%n    bare scan: %s", scanSchedule));
                 for (int e = 0; e < rawBatches.size(); e++) {
                     settle();
                     raw[e][r] = engine.run(List.of(rawBatches.get(e)), List.of(2)).get(0).rowsPerSecond();
