@@ -74,7 +74,10 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final java.nio.ByteBuffer rowsView;
     private final int rowStride;
     private final int[] valueOffsets;
-    /** The thread that scores (the task's): a row handed to another thread is copied, as it may outlive the batch. */
+    /**
+     * The thread that scores, the one that made the scorer (the task's: {@code mapPartitions} makes it when the task
+     * starts): a row handed to another thread is copied, as it may outlive the block.
+     */
     private final Thread owner;
     /** For input rows that are not UnsafeRows, and for rows without predictions: made when first needed. */
     private UnsafeProjection toUnsafe;
@@ -83,6 +86,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private int count;
     private int cursor;
     private volatile boolean closed;
+    /** In place, after the last batch: the executor is back in the pool, the block stays until {@link #close}. */
+    private boolean inputDone;
 
     PartitionScorer(ScoringPlan plan, Iterator<InternalRow> input, TaskContext task) {
         this(plan, input, task, false);
@@ -115,10 +120,8 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
                 deferredInputs.add(i);
             }
         }
-        OutputRows unsafeRows = generic ? null : new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(),
-                errorColumn, batchSize, ordinals.stream().mapToInt(Integer::intValue).toArray(),
-                deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
-        this.out = generic ? new GenericRows(plan.inputSchema(), plan.outputs().size(), errorColumn, batchSize) : unsafeRows;
+        OutputRows unsafeRows = null;
+        ScoredRows rowsForm = null;
         BufferAllocator child = null;
         org.apache.arrow.memory.ArrowBuf inPlace = null;
         this.vectors = new FixedSizeListVector[plan.inputs().size()];
@@ -127,12 +130,21 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         int[] valueOffsets = null;
         int stride = 0;
         try {
+            unsafeRows = generic ? null : new OutputRows(plan.inputSchema(), plan.outputs().stream().map(OutputColumn::storedWidth).toList(),
+                    errorColumn, batchSize, ordinals.stream().mapToInt(Integer::intValue).toArray(),
+                    deferredInputs.stream().mapToInt(i -> plan.inputs().get(i).width()).toArray());
+            rowsForm = generic ? new GenericRows(plan.inputSchema(), plan.outputs().size(), errorColumn, batchSize) : unsafeRows;
             child = ROOT.newChildAllocator("kiln-task-" + (task == null ? "driver" : task.taskAttemptId()), 0, Long.MAX_VALUE);
             // In place: every input is an array<float> copied verbatim, and the output row's layout puts each at the
             // same offset in every row: the batch is then the output rows themselves, a fixed stride apart, and the
             // executor reads each input's rows where they are (when it can: else the Arrow batch below).
-            valueOffsets = IN_PLACE && unsafeRows != null && deferredInputs.size() == vectors.length && vectors.length > 0
+            boolean screened = plan.inputs().stream().allMatch(InputAdapter::screensNonFinite);
+            valueOffsets = IN_PLACE && unsafeRows != null && screened && deferredInputs.size() == vectors.length && vectors.length > 0
                     ? unsafeRows.fixedValueOffsets() : null;
+            // A block that int offsets cannot address takes the Arrow batch.
+            if (valueOffsets != null && (long) rowsCapacity * unsafeRows.inPlaceRowBytes() > Integer.MAX_VALUE) {
+                valueOffsets = null;
+            }
             if (valueOffsets != null) {
                 stride = unsafeRows.inPlaceRowBytes();
                 inPlace = child.buffer((long) rowsCapacity * stride);
@@ -178,6 +190,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             }
             throw e;
         }
+        this.out = rowsForm;
         this.lease = acquired;
         this.executor = acquired.executor();
         this.allocator = child;
@@ -205,14 +218,22 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
 
     @Override
     public boolean hasNext() {
-        if (closed) {
+        if (closed || inputDone) {
             return false;
         }
         if (cursor < count) {
             return true;
         }
         if (!input.hasNext()) {
-            close();
+            if (rowsInPlace == null) {
+                close();
+            } else {
+                // The last batch's rows are the block's memory, and the consumer may still hold the last one: the
+                // executor goes back to the pool now, the block when the partition is closed (the task-completion
+                // listener, or the caller's close).
+                inputDone = true;
+                lease.close();
+            }
             return false;
         }
         scoreNextBatch();

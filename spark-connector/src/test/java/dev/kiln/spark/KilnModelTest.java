@@ -712,7 +712,8 @@ class KilnModelTest {
      * written once, into the row handed out, and the model reads them there (a string before them moves them from row
      * to row, so that schema takes the Arrow batch). Both give the hand-worked predictions and every column back,
      * including a row refused for a NaN (null prediction and its reason) and a row too long for its room in place (a
-     * 300-character name); in place, a row read on another thread is a heap copy that outlives the partition.
+     * 300-character name); in place, a row read on another thread is a heap copy that outlives the partition, and the
+     * last row stays readable after the input ends, until the partition is closed.
      */
     @Test
     void rowsAreBuiltInPlaceWhereTheFeaturesLeadTheVariableLengthFields() throws Exception {
@@ -738,8 +739,13 @@ class KilnModelTest {
             org.apache.spark.sql.catalyst.InternalRow[] fromAnotherThread = new org.apache.spark.sql.catalyst.InternalRow[1];
             try (PartitionScorer scorer = new PartitionScorer(model.scoringPlan(spark, in), rows.iterator(), null)) {
                 assertThat(scorer.rowsInPlace()).as("in place for " + in.simpleString()).isEqualTo(in == leading);
+                org.apache.spark.sql.catalyst.InternalRow last = null;
                 while (scorer.hasNext()) {
-                    if (out.size() == 1) {
+                    if (out.size() == 4) {
+                        // The last row, kept without a copy past the end of the input: still readable until close.
+                        last = scorer.next();
+                        out.add(last.copy());
+                    } else if (out.size() == 1) {
                         Thread reader = new Thread(() -> fromAnotherThread[0] = scorer.next());
                         reader.start();
                         reader.join();
@@ -754,6 +760,8 @@ class KilnModelTest {
                         out.add(scorer.next().copy());
                     }
                 }
+                assertThat(last.getArray(f).toFloatArray()).as("the last row after the input ended").containsExactly(features[4]);
+                assertThat(last.getArray(3).toFloatArray()).containsExactly(byHand(features[4][0], features[4][1]));
             }
             assertThat(out).hasSize(5);
             for (int i = 0; i < 5; i++) {

@@ -38,7 +38,7 @@ public interface Executor extends AutoCloseable {
      * such as a Spark output row being built around its features). It must hold {@link #capacity()} rows. Returns
      * false, binding nothing, where this executor cannot read input {@code index} that way: bind packed rows then.
      * The CPU executor reads such rows in place where the input feeds dense layers, and makes a packed copy per batch
-     * for any other reader.
+     * for any other reader. While an input is bound so, {@link #inputBuffer} is that buffer, its rows as far apart.
      */
     default boolean bindInputRows(int index, java.nio.ByteBuffer buffer, int rowStride) {
         return false;

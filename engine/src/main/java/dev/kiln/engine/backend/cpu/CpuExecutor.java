@@ -338,14 +338,19 @@ final class CpuExecutor implements Executor {
 
     /**
      * Binds input {@code index} to rows {@code rowStride} floats apart when the input is batch-first (each batch row
-     * its own contiguous values) and the stride is at least a row's width; false otherwise, binding nothing.
+     * its own contiguous values) and the stride is at least a row's width; false otherwise, binding nothing. While it
+     * is bound so, {@link #setInput} writes rows at the stride, and {@link #inputBuffer} is the bound buffer, its rows
+     * that far apart.
      */
     @Override
     public boolean bindInputRows(int index, java.nio.ByteBuffer buffer, int rowStride) {
         checkOpen();
         checkInputIndex(index);
         dev.kiln.engine.tensor.Shape shape = graph.inputs().get(index).type().shape();
-        if (shape.rank() < 1 || !shape.dim(0).isSymbolic() || rowStride < shape.elementCount(1)) {
+        // Batch rows, one per batch item: the batch axis is the bare symbol, and every other axis is concrete.
+        boolean batchRows = shape.rank() >= 1 && shape.dim(0).isSymbolic() && shape.dim(0).factor() == 1
+                && java.util.stream.IntStream.range(1, shape.rank()).allMatch(a -> shape.dim(a).isConcrete());
+        if (!batchRows || rowStride < shape.elementCount(1)) {
             return false;
         }
         if (rowStride == shape.elementCount(1)) {
