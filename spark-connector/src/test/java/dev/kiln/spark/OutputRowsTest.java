@@ -40,10 +40,7 @@ class OutputRowsTest {
         for (int trial = 0; trial < 60; trial++) {
             // Field counts around 64 move the output's null bitmap to a second word.
             int fields = trial % 3 == 0 ? 62 + random.nextInt(4) : 1 + random.nextInt(8);
-            StructType input = new StructType();
-            for (int i = 0; i < fields; i++) {
-                input = input.add("c" + i, KINDS[random.nextInt(KINDS.length)], true);
-            }
+            StructType input = randomSchema(fields, random);
             List<Integer> widths = new ArrayList<>();
             StructType output = input;
             int predictions = 1 + random.nextInt(3);
@@ -112,40 +109,18 @@ class OutputRowsTest {
     @Test
     void deferredRowsMatchSparksProjectionWhenTheirValuesComeFromTheBatch() {
         Random random = new Random(11);
-        DataType floats = DataTypes.createArrayType(DataTypes.FloatType, false);
         for (int trial = 0; trial < 60; trial++) {
             int fields = trial % 3 == 0 ? 62 + random.nextInt(4) : 1 + random.nextInt(8);
-            StructType input = new StructType();
-            for (int i = 0; i < fields; i++) {
-                input = input.add("c" + i, KINDS[random.nextInt(KINDS.length)], true);
-            }
+            StructType input = randomSchema(fields, random);
             // One or two deferred float arrays, anywhere among the fields, of widths odd and even.
             int deferredCount = Math.min(fields, 1 + random.nextInt(2));
             // In no particular order: the scorer passes them in the order of the model's inputs.
             int[] deferred = random.ints(0, fields).distinct().limit(deferredCount).toArray();
             int[] widths = new int[deferred.length];
-            StructType withArrays = new StructType();
-            for (int i = 0; i < fields; i++) {
-                int column = i;
-                int j = java.util.stream.IntStream.range(0, deferred.length).filter(k -> deferred[k] == column).findFirst().orElse(-1);
-                withArrays = withArrays.add("c" + i, j >= 0 ? floats : input.fields()[i].dataType(), true);
-                if (j >= 0) {
-                    widths[j] = new int[] {1, 3, 64, 65, 512}[random.nextInt(5)];
-                }
-            }
-            StructType in = withArrays;
-            int predictions = 1 + random.nextInt(2);
+            StructType in = withFloatArrays(input, deferred, widths, random);
             List<Integer> predictionWidths = new ArrayList<>();
-            StructType output = in;
-            for (int k = 0; k < predictions; k++) {
-                int width = new int[] {0, 2, 3}[random.nextInt(3)];
-                predictionWidths.add(width);
-                output = output.add("p" + k, width == 0 ? DataTypes.FloatType : floats, true);
-            }
             boolean errorColumn = random.nextBoolean();
-            if (errorColumn) {
-                output = output.add("error", DataTypes.StringType, true);
-            }
+            StructType output = withPredictions(in, predictionWidths, errorColumn, random);
             UnsafeProjection source = UnsafeProjection.create(in);
             UnsafeProjection expected = UnsafeProjection.create(output);
             int batch = 1 + random.nextInt(40);
@@ -197,21 +172,7 @@ class OutputRowsTest {
                     }
                 }
                 for (int r = 0; r < batch; r++) {
-                    predictionValues[r] = new Object[predictions + (errorColumn ? 1 : 0)];
-                    for (int k = 0; k < predictions; k++) {
-                        if (predictionWidths.get(k) > 0) {
-                            float[] values = new float[predictionWidths.get(k)];
-                            for (int i = 0; i < values.length; i++) {
-                                values[i] = random.nextFloat();
-                            }
-                            rows.putFloats(r, k, values);
-                            predictionValues[r][k] = UnsafeArrayData.fromPrimitiveArray(values);
-                        } else {
-                            float value = random.nextFloat();
-                            rows.putFloat(r, k, value);
-                            predictionValues[r][k] = value;
-                        }
-                    }
+                    predictionValues[r] = putRandomPredictions(rows, r, predictionWidths, errorColumn, random);
                 }
                 for (int r = 0; r < batch; r++) {
                     long[] sources = new long[deferred.length];
@@ -250,15 +211,11 @@ class OutputRowsTest {
     @Test
     void rowsInPlaceMatchSparksProjectionAroundValuesWrittenFirst() {
         Random random = new Random(13);
-        DataType floats = DataTypes.createArrayType(DataTypes.FloatType, false);
         int inPlace = 0;
         int overflowed = 0;
         for (int trial = 0; trial < 80; trial++) {
             int fields = trial % 4 == 0 ? 62 + random.nextInt(4) : 1 + random.nextInt(8);
-            StructType input = new StructType();
-            for (int i = 0; i < fields; i++) {
-                input = input.add("c" + i, KINDS[random.nextInt(KINDS.length)], true);
-            }
+            StructType input = randomSchema(fields, random);
             int deferredCount = Math.min(fields, 1 + random.nextInt(2));
             int[] deferred;
             if (random.nextBoolean()) {
@@ -274,26 +231,10 @@ class OutputRowsTest {
                 deferred = random.ints(0, fields).distinct().limit(deferredCount).toArray();
             }
             int[] widths = new int[deferred.length];
-            StructType in = new StructType();
-            for (int i = 0; i < fields; i++) {
-                int j = indexOf(deferred, i);
-                in = in.add("c" + i, j >= 0 ? floats : input.fields()[i].dataType(), true);
-                if (j >= 0) {
-                    widths[j] = new int[] {1, 3, 64, 65, 512}[random.nextInt(5)];
-                }
-            }
+            StructType in = withFloatArrays(input, deferred, widths, random);
             List<Integer> predictionWidths = new ArrayList<>();
-            StructType output = in;
-            int predictions = 1 + random.nextInt(2);
-            for (int k = 0; k < predictions; k++) {
-                int width = new int[] {0, 2, 3}[random.nextInt(3)];
-                predictionWidths.add(width);
-                output = output.add("p" + k, width == 0 ? DataTypes.FloatType : floats, true);
-            }
             boolean errorColumn = random.nextBoolean();
-            if (errorColumn) {
-                output = output.add("error", DataTypes.StringType, true);
-            }
+            StructType output = withPredictions(in, predictionWidths, errorColumn, random);
             int batch = 1 + random.nextInt(20);
             OutputRows rows = new OutputRows(in, predictionWidths, errorColumn, batch, deferred, widths);
             int[] offsets = rows.fixedValueOffsets();
@@ -347,21 +288,7 @@ class OutputRowsTest {
                         }
                     }
                     for (int r = 0; r < batch; r++) {
-                        predictionValues[r] = new Object[predictions + (errorColumn ? 1 : 0)];
-                        for (int k = 0; k < predictions; k++) {
-                            if (predictionWidths.get(k) > 0) {
-                                float[] values = new float[predictionWidths.get(k)];
-                                for (int i = 0; i < values.length; i++) {
-                                    values[i] = random.nextFloat();
-                                }
-                                rows.putFloats(r, k, values);
-                                predictionValues[r][k] = UnsafeArrayData.fromPrimitiveArray(values);
-                            } else {
-                                float value = random.nextFloat();
-                                rows.putFloat(r, k, value);
-                                predictionValues[r][k] = value;
-                            }
-                        }
+                        predictionValues[r] = putRandomPredictions(rows, r, predictionWidths, errorColumn, random);
                     }
                     for (int r = 0; r < batch; r++) {
                         UnsafeRow want = expected.apply(new JoinedRow(inputs[r], new GenericInternalRow(predictionValues[r])));
@@ -384,13 +311,62 @@ class OutputRowsTest {
         assertThat(overflowed).as("rows that needed more than their room").isGreaterThan(5);
     }
 
+    /** {@code fields} columns c0, c1, ... of kinds drawn from {@link #KINDS}, all nullable. */
+    private static StructType randomSchema(int fields, Random random) {
+        StructType schema = new StructType();
+        for (int i = 0; i < fields; i++) {
+            schema = schema.add("c" + i, KINDS[random.nextInt(KINDS.length)], true);
+        }
+        return schema;
+    }
+
     private static int indexOf(int[] values, int value) {
-        for (int i = 0; i < values.length; i++) {
-            if (values[i] == value) {
-                return i;
+        return java.util.stream.IntStream.range(0, values.length).filter(k -> values[k] == value).findFirst().orElse(-1);
+    }
+
+    /** {@code input} with each of {@code deferred} made an {@code array<float>}, its width drawn into {@code widths}. */
+    private static StructType withFloatArrays(StructType input, int[] deferred, int[] widths, Random random) {
+        StructType in = new StructType();
+        for (int i = 0; i < input.size(); i++) {
+            int j = indexOf(deferred, i);
+            in = in.add("c" + i, j >= 0 ? DataTypes.createArrayType(DataTypes.FloatType, false) : input.fields()[i].dataType(), true);
+            if (j >= 0) {
+                widths[j] = new int[] {1, 3, 64, 65, 512}[random.nextInt(5)];
             }
         }
-        return -1;
+        return in;
+    }
+
+    /** The output schema: one or two prediction columns (widths drawn into {@code widths}, 0 for a scalar), the error column. */
+    private static StructType withPredictions(StructType in, List<Integer> widths, boolean errorColumn, Random random) {
+        StructType output = in;
+        int predictions = 1 + random.nextInt(2);
+        for (int k = 0; k < predictions; k++) {
+            int width = new int[] {0, 2, 3}[random.nextInt(3)];
+            widths.add(width);
+            output = output.add("p" + k, width == 0 ? DataTypes.FloatType : DataTypes.createArrayType(DataTypes.FloatType, false), true);
+        }
+        return errorColumn ? output.add("error", DataTypes.StringType, true) : output;
+    }
+
+    /** Random predictions written into row {@code r}; returns them, with a null error, as the expected row's values. */
+    private static Object[] putRandomPredictions(OutputRows rows, int r, List<Integer> widths, boolean errorColumn, Random random) {
+        Object[] values = new Object[widths.size() + (errorColumn ? 1 : 0)];
+        for (int k = 0; k < widths.size(); k++) {
+            if (widths.get(k) > 0) {
+                float[] floats = new float[widths.get(k)];
+                for (int i = 0; i < floats.length; i++) {
+                    floats[i] = random.nextFloat();
+                }
+                rows.putFloats(r, k, floats);
+                values[k] = UnsafeArrayData.fromPrimitiveArray(floats);
+            } else {
+                float value = random.nextFloat();
+                rows.putFloat(r, k, value);
+                values[k] = value;
+            }
+        }
+        return values;
     }
 
     private static InternalRow randomRow(StructType schema, Random random) {
