@@ -510,9 +510,31 @@ public class KilnModel extends Transformer {
         int keyOrdinal = key.isEmpty() ? -1 : schema.fieldIndex(key);
         KilnMetrics metrics = new KilnMetrics(spark.sparkContext(), uid);
         lastMetrics = metrics;
+        hintColumnOrder(schema, mapping.inputs());
         return new ScoringPlan(model, mapping.inputs(), mapping.outputs(), batchSizeFor(mapping.inputs()), $(device),
                 $(onError).equals("fail"), key, keyOrdinal, keyOrdinal < 0 ? null : schema.fields()[keyOrdinal].dataType(), metrics,
                 schema, mapping.outputSchema());
+    }
+
+    /** Schemas already told about their column order (once each per JVM: a streaming query scores every micro-batch). */
+    private static final java.util.Set<String> HINTED = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * Says, once per schema, when the rows could be built in place (docs/SPARK.md) but for a variable-length column
+     * before the features: selecting the features first saves a copy of each row's features.
+     */
+    private static void hintColumnOrder(StructType schema, List<InputAdapter> inputs) {
+        if (inputs.isEmpty() || !inputs.stream().allMatch(InputAdapter::copiesVerbatim)) {
+            return;
+        }
+        int[] arrays = inputs.stream().mapToInt(adapter -> adapter.ordinals()[0]).distinct().toArray();
+        StructField obstacle = OutputRows.inPlaceObstacle(schema, arrays);
+        if (obstacle != null && HINTED.size() < 1000 && HINTED.add(schema.catalogString())) {
+            org.slf4j.LoggerFactory.getLogger(KilnModel.class).info(
+                    "Column '{}' ({}) comes before the model's input columns {}: each row's features are copied twice. Select them before it "
+                            + "(and before any other string, binary, array, map or struct column) to build the rows in place (docs/TUNING.md)",
+                    obstacle.name(), obstacle.dataType().simpleString(), inputs.stream().map(InputAdapter::columns).distinct().toList());
+        }
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.kiln.spark;
 
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.Platform;
 
@@ -310,6 +311,21 @@ final class OutputRows implements ScoredRows {
             next++;
         }
         return next == deferred.length ? offsets : null;
+    }
+
+    /**
+     * The field that keeps rows of {@code schema} from being built in place with the {@code array<float>} columns
+     * {@code arrays} as their batch: the first variable-length field, in field order, that is not one of them and comes
+     * before one of them (so the arrays' offset varies from row to row). Null when there is none.
+     */
+    static StructField inPlaceObstacle(StructType schema, int[] arrays) {
+        int last = java.util.Arrays.stream(arrays).max().orElse(-1);
+        for (int i = 0; i < last; i++) {
+            if (!UnsafeRow.isFixedLength(schema.fields()[i].dataType()) && indexOf(arrays, i) < 0) {
+                return schema.fields()[i];
+            }
+        }
+        return null;
     }
 
     /**

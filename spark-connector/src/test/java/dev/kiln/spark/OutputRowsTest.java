@@ -311,6 +311,26 @@ class OutputRowsTest {
         assertThat(overflowed).as("rows that needed more than their room").isGreaterThan(5);
     }
 
+    /**
+     * What keeps a schema from rows in place, by hand: the first variable-length field before the arrays (a string, a
+     * decimal too wide for 8 bytes, another array), none where only fixed-width fields come first.
+     */
+    @Test
+    void theFieldBeforeTheArraysThatKeepsRowsFromBeingBuiltInPlace() {
+        DataType floats = DataTypes.createArrayType(DataTypes.FloatType, false);
+        StructType idFeaturesName = new StructType().add("id", DataTypes.LongType).add("features", floats).add("name", DataTypes.StringType);
+        assertThat(OutputRows.inPlaceObstacle(idFeaturesName, new int[] {1})).isNull();
+        StructType idNameFeatures = new StructType().add("id", DataTypes.LongType).add("name", DataTypes.StringType).add("features", floats);
+        assertThat(OutputRows.inPlaceObstacle(idNameFeatures, new int[] {2}).name()).isEqualTo("name");
+        StructType twoArrays = new StructType().add("a", floats).add("b", floats).add("s", DataTypes.StringType).add("c", floats);
+        assertThat(OutputRows.inPlaceObstacle(twoArrays, new int[] {1, 0})).isNull();
+        assertThat(OutputRows.inPlaceObstacle(twoArrays, new int[] {0, 3}).name()).as("b is an array, but not an input").isEqualTo("b");
+        StructType wide = new StructType().add("d", DataTypes.createDecimalType(30, 5)).add("features", floats);
+        assertThat(OutputRows.inPlaceObstacle(wide, new int[] {1}).name()).isEqualTo("d");
+        StructType narrow = new StructType().add("d", DataTypes.createDecimalType(10, 2)).add("t", DataTypes.TimestampType).add("features", floats);
+        assertThat(OutputRows.inPlaceObstacle(narrow, new int[] {2})).isNull();
+    }
+
     /** {@code fields} columns c0, c1, ... of kinds drawn from {@link #KINDS}, all nullable. */
     private static StructType randomSchema(int fields, Random random) {
         StructType schema = new StructType();
