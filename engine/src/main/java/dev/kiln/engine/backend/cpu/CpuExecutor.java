@@ -169,7 +169,7 @@ final class CpuExecutor implements Executor {
                 Slot rows = strided.get(graph.inputs().get(i));
                 if (rows != null) {
                     if (packedCopy.contains(graph.inputs().get(i))) {
-                        schedule.add(0, KernelProfile.wrap("packed copy of input " + graph.inputs().get(i).name(), packRows(rows, newInputs[i])));
+                        schedule.add(0, KernelProfile.wrap("packed copy of input " + graph.inputs().get(i).name(), new PackRows(rows, newInputs[i])));
                     }
                     newInputs[i] = rows;
                 }
@@ -228,12 +228,7 @@ final class CpuExecutor implements Executor {
         }
     }
 
-    /** Copies the batch's rows of a strided input into {@code packed}, one after the other. */
-    private static Kernel packRows(Slot rows, Slot packed) {
-        return new PackRows(rows, packed);
-    }
-
-    /** The packed copy of an input bound to rows apart, for the readers that need it packed. */
+    /** The packed copy of an input bound to rows apart, for the readers that need it packed: row after row. */
     static final class PackRows implements Kernel {
         private final FloatBuffer from;
         private final FloatBuffer to;
