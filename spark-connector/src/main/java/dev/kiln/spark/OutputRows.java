@@ -21,6 +21,11 @@ import java.util.List;
  * its 2.1), and {@link #emit} assembles the whole row, when it is asked for, into one reused buffer, reading the values
  * back from the batch. A batch of rows is then written to memory once instead of twice (BENCHMARKS.md, Spark).
  * <p>
+ * <b>In place.</b> When the deferred arrays lead the row's variable-length fields, their values sit at the same offsets
+ * in every output row ({@link #fixedValueOffsets}): the caller writes them straight into off-heap rows a fixed stride
+ * apart, which are its batch, and {@link #addInPlace} lays the rest of each row out around them, so the row handed out
+ * needs no assembly.
+ * <p>
  * Every row lives in one arena reused from batch to batch ({@code UnsafeRow.copy()} per row would allocate 2 KB per
  * 512-float row, a gigabyte per 500k rows). The rows handed out stay valid until {@link #clear()}, except an assembled
  * row, valid until the next {@link #emit}: Spark's contract, a consumer that keeps a row copies it.
@@ -295,22 +300,20 @@ final class OutputRows implements ScoredRows {
      * nothing of varying length comes before them. Null otherwise.
      */
     int[] fixedValueOffsets() {
+        if (obstacle(variableLength, deferred) >= 0) {
+            return null;
+        }
+        // The deferred arrays lead the variable-length bytes, in field order.
         int[] offsets = new int[deferred.length];
         int at = outputHeader;
-        int next = 0;
         for (int ordinal : variableLength) {
-            if (next == deferred.length) {
-                break;
-            }
             int j = indexOf(deferred, ordinal);
-            if (j < 0) {
-                return null;
+            if (j >= 0) {
+                offsets[j] = at + 8 + ((deferredWidth[j] + 63) / 64) * 8;
+                at += arrayBytes(deferredWidth[j]);
             }
-            offsets[j] = at + 8 + ((deferredWidth[j] + 63) / 64) * 8;
-            at += arrayBytes(deferredWidth[j]);
-            next++;
         }
-        return next == deferred.length ? offsets : null;
+        return offsets;
     }
 
     /**
@@ -319,13 +322,24 @@ final class OutputRows implements ScoredRows {
      * before one of them (so the arrays' offset varies from row to row). Null when there is none.
      */
     static StructField inPlaceObstacle(StructType schema, int[] arrays) {
+        int[] variable = java.util.stream.IntStream.range(0, schema.size())
+                .filter(i -> !UnsafeRow.isFixedLength(schema.fields()[i].dataType())).toArray();
+        int ordinal = obstacle(variable, arrays);
+        return ordinal < 0 ? null : schema.fields()[ordinal];
+    }
+
+    /** Of the variable-length ordinals {@code variable} (ascending), the first not in {@code arrays} before one that is; or -1. */
+    private static int obstacle(int[] variable, int[] arrays) {
         int last = java.util.Arrays.stream(arrays).max().orElse(-1);
-        for (int i = 0; i < last; i++) {
-            if (!UnsafeRow.isFixedLength(schema.fields()[i].dataType()) && indexOf(arrays, i) < 0) {
-                return schema.fields()[i];
+        for (int ordinal : variable) {
+            if (ordinal >= last) {
+                break;
+            }
+            if (indexOf(arrays, ordinal) < 0) {
+                return ordinal;
             }
         }
-        return null;
+        return -1;
     }
 
     /**

@@ -66,10 +66,9 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
     private final long[] sources;
     /**
      * In place (null otherwise): the output rows of a batch, {@link #rowStride} bytes apart, each input's values at
-     * {@link #valueOffsets} in its row, which is where the executor reads them; and the rows' form.
+     * {@link #valueOffsets} in its row, which is where the executor reads them.
      */
     private final org.apache.arrow.memory.ArrowBuf rowsInPlace;
-    private final OutputRows inPlaceRows;
     private final long rowsAddress;
     private final java.nio.ByteBuffer rowsView;
     private final int rowStride;
@@ -195,7 +194,6 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
         this.executor = acquired.executor();
         this.allocator = child;
         this.rowsInPlace = inPlace;
-        this.inPlaceRows = inPlace == null ? null : unsafeRows;
         this.rowsAddress = inPlace == null ? 0 : inPlace.memoryAddress();
         this.rowsView = inPlace == null ? null : inPlace.nioBuffer(0, (int) inPlace.capacity()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         this.rowStride = stride;
@@ -273,7 +271,7 @@ final class PartitionScorer implements Iterator<InternalRow>, AutoCloseable {
             if (reason == null && rowsInPlace != null) {
                 // The row around its values, in its slot of the batch; a row that does not fit is stored as usual
                 // (its values stay in the slot for the executor).
-                if (!inPlaceRows.addInPlace(row, count, rowsAddress + (long) valid * rowStride, rowStride, valueOffsets)) {
+                if (!((OutputRows) out).addInPlace(row, count, rowsAddress + (long) valid * rowStride, rowStride, valueOffsets)) {
                     out.add(row, count);
                 }
             } else if (reason == null && deferredBatch.length > 0) {
